@@ -1,0 +1,166 @@
+//! `diag.*`: small Rust tools for checking a deployment end to end and for benchmarks
+//! (echo, noop, sleep, failures, CPU work, and calling another tool through the registry).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::core::{Error, FnTool, Payload, Registry, Result, ToolSpec};
+
+fn obj(props: Value, required: &[&str]) -> Value {
+    json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
+}
+
+/// Register the `diag.*` tools into `registry` (replacing any of the same names).
+pub fn register(registry: &Registry) -> Result<()> {
+    let tools: Vec<FnTool> = vec![
+        FnTool::sync(
+            ToolSpec::new("diag.noop").description("Do nothing; return null.").input_schema(obj(json!({}), &[])),
+            |_| Ok(Value::Null),
+        ),
+        FnTool::sync(
+            ToolSpec::new("diag.echo")
+                .description("Return the arguments object unchanged.")
+                .input_schema(json!({"type": "object"})),
+            Ok,
+        ),
+        FnTool::sync(
+            ToolSpec::new("diag.add")
+                .description("Add two integers.")
+                .input_schema(obj(json!({"a": {"type": "integer"}, "b": {"type": "integer"}}), &["a", "b"]))
+                .output_schema(json!({"type": "integer"})),
+            |v| {
+                let a = v["a"].as_i64().unwrap_or_default();
+                let b = v["b"].as_i64().unwrap_or_default();
+                a.checked_add(b)
+                    .map(Value::from)
+                    .ok_or_else(|| Error::tool("diag.add", "integer overflow"))
+            },
+        ),
+        FnTool::new(
+            ToolSpec::new("diag.sleep")
+                .description("Sleep asynchronously for `seconds`, then return them.")
+                .input_schema(obj(json!({"seconds": {"type": "number", "minimum": 0}}), &["seconds"])),
+            |v, _| async move {
+                let s = v["seconds"].as_f64().unwrap_or_default();
+                tokio::time::sleep(Duration::from_secs_f64(s.min(86_400.0))).await;
+                Ok(json!(s))
+            },
+        ),
+        FnTool::sync(
+            ToolSpec::new("diag.fail")
+                .description("Fail with `message`.")
+                .input_schema(obj(json!({"message": {"type": "string"}}), &[])),
+            |v| Err(Error::tool("diag.fail", v["message"].as_str().unwrap_or("failed on purpose"))),
+        ),
+        FnTool::sync(
+            ToolSpec::new("diag.panic")
+                .description("Panic inside the tool (the caller gets a ToolError).")
+                .input_schema(obj(json!({}), &[])),
+            |_| panic!("diag.panic was called"),
+        ),
+        FnTool::sync(
+            ToolSpec::new("diag.spin")
+                .description("Busy-loop for `iterations` steps of CPU work; returns a checksum.")
+                .input_schema(obj(json!({"iterations": {"type": "integer", "minimum": 0}}), &["iterations"])),
+            |v| {
+                let n = v["iterations"].as_u64().unwrap_or_default();
+                let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+                for i in 0..n {
+                    x = x.rotate_left(5) ^ i.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                }
+                Ok(json!(x % 1_000_000_007))
+            },
+        ),
+    ];
+    for t in tools {
+        registry.replace(std::sync::Arc::new(t))?;
+    }
+    let reg = registry.clone();
+    registry.replace(std::sync::Arc::new(FnTool::new(
+        ToolSpec::new("diag.call")
+            .description("Call tool `name` with `args` through the registry (a Rust caller) and return its result.")
+            .input_schema(obj(json!({"name": {"type": "string"}, "args": {"type": "object"}}), &["name"])),
+        move |v, _| {
+            let reg = reg.clone();
+            async move {
+                let name = v["name"].as_str().unwrap_or_default().to_string();
+                let args = v.get("args").cloned().unwrap_or(json!({}));
+                reg.call(&name, Payload::Json(args)).await?.into_json()
+            }
+        },
+    )))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg() -> Registry {
+        let r = Registry::new();
+        register(&r).unwrap();
+        r
+    }
+
+    #[tokio::test]
+    async fn echo_add_and_nested_call() {
+        let r = reg();
+        assert_eq!(r.call_json("diag.echo", json!({"x": [1, "a"]})).await.unwrap(), json!({"x": [1, "a"]}));
+        assert_eq!(r.call_json("diag.add", json!({"a": 2, "b": 3})).await.unwrap(), json!(5));
+        let v = r.call_json("diag.call", json!({"name": "diag.add", "args": {"a": 1, "b": 1}})).await.unwrap();
+        assert_eq!(v, json!(2));
+    }
+
+    #[tokio::test]
+    async fn errors() {
+        let r = reg();
+        match r.call_json("diag.add", json!({"a": "x", "b": 1})).await {
+            Err(Error::InvalidArguments { path, .. }) => assert_eq!(path, "a"),
+            other => panic!("{other:?}"),
+        }
+        match r.call_json("diag.ad", json!({})).await {
+            Err(e @ Error::NotFound { .. }) => assert!(e.to_string().contains("did you mean 'diag.add'"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        match r.call_json("diag.panic", json!({})).await {
+            Err(Error::Tool { message, .. }) => assert!(message.contains("panicked: diag.panic was called"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        match r.call_json("diag.fail", json!({"message": "boom"})).await {
+            Err(Error::Tool { message, .. }) => assert_eq!(message, "boom"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(r.call_json("diag.add", json!({"a": i64::MAX, "b": 1})).await, Err(Error::Tool { .. })));
+    }
+
+    #[test]
+    fn blocking_call_and_registry_ops() {
+        let r = reg();
+        assert_eq!(r.call_blocking("diag.sleep", json!({"seconds": 0.01})).unwrap().into_json().unwrap(), json!(0.01));
+        assert!(r.call_blocking("diag.panic", json!({})).is_err());
+        assert!(r.contains("diag.noop"));
+        assert!(r.unregister("diag.noop"));
+        assert!(!r.unregister("diag.noop"));
+        assert!(r.register(FnTool::sync(ToolSpec::new("diag.echo"), Ok)).is_err());
+        let names: Vec<_> = r.specs().into_iter().map(|s| s.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        // Independent instances do not share tools.
+        assert!(Registry::new().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_calls() {
+        let r = reg();
+        let mut hs = Vec::new();
+        for i in 0..500i64 {
+            let r = r.clone();
+            hs.push(tokio::spawn(async move { r.call_json("diag.add", json!({"a": i, "b": i})).await }));
+        }
+        for (i, h) in hs.into_iter().enumerate() {
+            assert_eq!(h.await.unwrap().unwrap(), json!(2 * i as i64));
+        }
+    }
+}

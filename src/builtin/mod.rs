@@ -1,0 +1,3 @@
+//! Tools implemented in Rust and shipped with the runtime.
+
+pub mod diag;

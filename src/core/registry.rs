@@ -1,0 +1,235 @@
+//! The thread-safe tool registry every entry point calls into.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use futures::FutureExt;
+use parking_lot::RwLock;
+use serde_json::Value;
+
+use super::error::{Error, Result};
+use super::payload::Payload;
+use super::schema::ArgsValidator;
+use super::tool::{CallContext, Tool, ToolSpec};
+
+/// A tool as stored in a registry: the tool and its compiled input validator.
+pub struct Registered {
+    tool: Arc<dyn Tool>,
+    validator: ArgsValidator,
+}
+
+impl Registered {
+    pub fn spec(&self) -> &ToolSpec {
+        self.tool.spec()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.tool.spec().name
+    }
+
+    pub fn tool(&self) -> &Arc<dyn Tool> {
+        &self.tool
+    }
+
+    /// Check arguments against the input schema.
+    pub fn validate(&self, args: &Value) -> Result<()> {
+        self.validator.validate(self.name(), args)
+    }
+
+    /// Validate `args` (converting a foreign payload to JSON only for the check) and start the
+    /// call. A panic in the tool, when creating or polling its future, becomes `Error::Tool`.
+    pub fn call(&self, args: Payload, ctx: CallContext) -> impl std::future::Future<Output = Result<Payload>> + Send + 'static {
+        let name = self.name().to_string();
+        let started = self.validate_payload(&args).and_then(|()| {
+            let tool = self.tool.clone();
+            std::panic::catch_unwind(AssertUnwindSafe(|| tool.call(args, ctx))).map_err(|p| panic_error(&name, p))
+        });
+        async move {
+            match started {
+                Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await.unwrap_or_else(|p| Err(panic_error(&name, p))),
+                Err(e) => Err(e),
+            }
+        }
+    }
+
+    /// Like [`Registered::call`], run to completion on the current thread.
+    pub fn call_blocking(&self, args: Payload, ctx: CallContext) -> Result<Payload> {
+        self.validate_payload(&args)?;
+        let tool = &self.tool;
+        std::panic::catch_unwind(AssertUnwindSafe(|| tool.call_blocking(args, ctx))).unwrap_or_else(|p| Err(panic_error(self.name(), p)))
+    }
+
+    fn validate_payload(&self, args: &Payload) -> Result<()> {
+        match args {
+            Payload::Json(v) => self.validate(v),
+            Payload::Foreign(f) => self.validate(&f.to_json().map_err(|e| self.arg_error(e))?),
+        }
+    }
+
+    /// A conversion failure of the arguments is an argument error of this tool.
+    fn arg_error(&self, e: Error) -> Error {
+        match e {
+            Error::Conversion { path, message } => Error::InvalidArguments {
+                tool: self.name().to_string(),
+                path,
+                message,
+            },
+            e => e,
+        }
+    }
+}
+
+fn panic_error(tool: &str, p: Box<dyn std::any::Any + Send>) -> Error {
+    let msg = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".into());
+    Error::tool(tool, format!("tool panicked: {msg}"))
+}
+
+static CALL_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh call id, unique in this process.
+pub fn next_call_id() -> u64 {
+    CALL_IDS.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A set of tools by name. Cloning is cheap and shares the set.
+#[derive(Clone, Default)]
+pub struct Registry {
+    tools: Arc<RwLock<HashMap<String, Arc<Registered>>>>,
+}
+
+static GLOBAL: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The process-wide default registry (`@agent_runtime.tool` registers here).
+    pub fn global() -> &'static Registry {
+        &GLOBAL
+    }
+
+    fn entry(tool: Arc<dyn Tool>) -> Result<Arc<Registered>> {
+        let spec = tool.spec();
+        if spec.name.is_empty() {
+            return Err(Error::Registration("tool name must not be empty".into()));
+        }
+        let validator = ArgsValidator::compile(&spec.name, &spec.input_schema)?;
+        Ok(Arc::new(Registered { tool, validator }))
+    }
+
+    /// Add a tool; an existing tool of the same name is an error (see [`Registry::replace`]).
+    pub fn register(&self, tool: impl Tool) -> Result<()> {
+        self.register_arc(Arc::new(tool))
+    }
+
+    pub fn register_arc(&self, tool: Arc<dyn Tool>) -> Result<()> {
+        let e = Self::entry(tool)?;
+        let mut w = self.tools.write();
+        if w.contains_key(e.name()) {
+            return Err(Error::Registration(format!("a tool named '{}' is already registered", e.name())));
+        }
+        w.insert(e.name().to_string(), e);
+        Ok(())
+    }
+
+    /// Add or replace a tool, returning the spec of the one replaced.
+    pub fn replace(&self, tool: Arc<dyn Tool>) -> Result<Option<ToolSpec>> {
+        let e = Self::entry(tool)?;
+        let old = self.tools.write().insert(e.name().to_string(), e);
+        Ok(old.map(|o| o.spec().clone()))
+    }
+
+    /// Remove a tool; `true` if it was there.
+    pub fn unregister(&self, name: &str) -> bool {
+        self.tools.write().remove(name).is_some()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tools.read().contains_key(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.tools.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Look a tool up; `NotFound` suggests close names.
+    pub fn get(&self, name: &str) -> Result<Arc<Registered>> {
+        let r = self.tools.read();
+        match r.get(name) {
+            Some(e) => Ok(e.clone()),
+            None => Err(Error::NotFound {
+                name: name.to_string(),
+                suggestions: suggestions(name, r.keys()),
+            }),
+        }
+    }
+
+    /// Specs of all tools, sorted by name.
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        let mut v: Vec<ToolSpec> = self.tools.read().values().map(|e| e.spec().clone()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Call a tool by name with a fresh context.
+    pub async fn call(&self, name: &str, args: impl Into<Payload>) -> Result<Payload> {
+        let ctx = CallContext {
+            call_id: next_call_id(),
+            ..Default::default()
+        };
+        self.call_with(name, args.into(), ctx).await
+    }
+
+    /// Call a tool by name with JSON in and out.
+    pub async fn call_json(&self, name: &str, args: Value) -> Result<Value> {
+        self.call(name, args).await?.into_json()
+    }
+
+    pub async fn call_with(&self, name: &str, args: Payload, ctx: CallContext) -> Result<Payload> {
+        let e = self.get(name)?;
+        e.call(normalize(args), ctx).await
+    }
+
+    /// Call and wait on the current thread. A sync Python tool runs right here (no thread hop),
+    /// so this is the lowest-latency way for a Rust thread to invoke a Python callback.
+    pub fn call_blocking(&self, name: &str, args: impl Into<Payload>) -> Result<Payload> {
+        let ctx = CallContext {
+            call_id: next_call_id(),
+            ..Default::default()
+        };
+        self.get(name)?.call_blocking(normalize(args.into()), ctx)
+    }
+}
+
+/// Missing arguments mean "no arguments".
+fn normalize(args: Payload) -> Payload {
+    match args {
+        Payload::Json(Value::Null) => Payload::Json(Value::Object(Default::default())),
+        p => p,
+    }
+}
+
+fn suggestions<'a>(name: &str, names: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let lname = name.to_lowercase();
+    let mut scored: Vec<(f64, &String)> = names
+        .filter_map(|n| {
+            let ln = n.to_lowercase();
+            let score = strsim::jaro_winkler(&lname, &ln);
+            let close = score >= 0.8 || (lname.len() >= 3 && (ln.contains(&lname) || lname.contains(&ln)));
+            close.then_some((score, n))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    scored.into_iter().take(3).map(|(_, n)| n.clone()).collect()
+}

@@ -1,0 +1,93 @@
+//! The crate's own tokio runtime: lazy, rebuilt after fork, shut down on demand.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use tokio::runtime::{Handle, Runtime};
+
+struct State {
+    pid: u32,
+    rt: Arc<Runtime>,
+}
+
+static STATE: RwLock<Option<State>> = RwLock::new(None);
+
+fn build() -> Runtime {
+    // Two cores here; tokio's default (one worker per core) is right. Blocking work (sync Python
+    // callbacks) goes to the blocking pool, whose threads keep their Python thread state.
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_name("agent-runtime")
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("cannot start the tokio runtime: {e}"))
+}
+
+/// Handle of the process runtime, starting it on first use and after `fork()`.
+pub fn handle() -> Handle {
+    let pid = std::process::id();
+    if let Some(s) = STATE.read().as_ref() {
+        if s.pid == pid {
+            return s.rt.handle().clone();
+        }
+    }
+    let mut w = STATE.write();
+    match w.as_ref() {
+        Some(s) if s.pid == pid => return s.rt.handle().clone(),
+        Some(_) => {
+            // A forked child: the parent's worker threads do not exist here, so dropping the
+            // runtime would wait for them forever. Leak it; the parent's copy is untouched.
+            if let Some(old) = w.take() {
+                std::mem::forget(old.rt);
+            }
+        }
+        None => {}
+    }
+    let rt = Arc::new(build());
+    let h = rt.handle().clone();
+    *w = Some(State { pid, rt });
+    h
+}
+
+/// Run a future to completion on the current thread, inside the runtime's context (so it may
+/// use tokio timers and spawn). Cheap when the future is ready at once.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    let h = handle();
+    let _g = h.enter();
+    futures::executor::block_on(f)
+}
+
+/// Stop the runtime: cancel its tasks and wait up to `timeout` for worker threads. The next use
+/// starts a fresh one.
+pub fn shutdown(timeout: Duration) {
+    let old = STATE.write().take();
+    if let Some(s) = old {
+        if s.pid != std::process::id() {
+            std::mem::forget(s.rt);
+            return;
+        }
+        match Arc::try_unwrap(s.rt) {
+            Ok(rt) => rt.shutdown_timeout(timeout),
+            // Someone holds a clone (only possible mid-call); it shuts down when they drop it.
+            Err(rt) => drop(rt),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_on_can_use_timers_and_restart_after_shutdown() {
+        let v = block_on(async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            7
+        });
+        assert_eq!(v, 7);
+        shutdown(Duration::from_secs(1));
+        let v = block_on(async { tokio::spawn(async { 8 }).await.unwrap() });
+        assert_eq!(v, 8);
+    }
+}

@@ -1,0 +1,172 @@
+//! What a tool is: a spec plus an async call.
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::error::Result;
+use super::payload::Payload;
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Describes a tool to callers: what it is, what it takes, how long it may run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    #[serde(default = "empty_object_schema")]
+    pub input_schema: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Value>,
+    /// Default timeout of a call, in seconds on the wire.
+    #[serde(default, with = "opt_secs", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+pub fn empty_object_schema() -> Value {
+    serde_json::json!({"type": "object"})
+}
+
+impl ToolSpec {
+    pub fn new(name: impl Into<String>) -> Self {
+        ToolSpec {
+            name: name.into(),
+            description: String::new(),
+            input_schema: empty_object_schema(),
+            output_schema: None,
+            timeout: None,
+        }
+    }
+
+    pub fn description(mut self, d: impl Into<String>) -> Self {
+        self.description = d.into();
+        self
+    }
+
+    pub fn input_schema(mut self, s: Value) -> Self {
+        self.input_schema = s;
+        self
+    }
+
+    pub fn output_schema(mut self, s: Value) -> Self {
+        self.output_schema = Some(s);
+        self
+    }
+
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = Some(t);
+        self
+    }
+}
+
+mod opt_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(d) => s.serialize_f64(d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let v: Option<f64> = Option::deserialize(d)?;
+        match v {
+            Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+            Some(s) => Err(serde::de::Error::custom(format!("timeout must be a non-negative number of seconds, got {s}"))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Per-call information handed to a tool.
+#[derive(Clone, Default)]
+pub struct CallContext {
+    /// Unique per call in this process.
+    pub call_id: u64,
+    /// Data owned by the boundary that started the call (e.g. the caller's asyncio loop and
+    /// contextvars), passed through the core opaquely.
+    pub foreign: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl CallContext {
+    pub fn foreign<T: 'static>(&self) -> Option<&T> {
+        self.foreign.as_deref().and_then(|f| f.downcast_ref::<T>())
+    }
+}
+
+/// A callable tool. Implemented by Rust tools and by the Python boundary's `PyTool`.
+pub trait Tool: Send + Sync + 'static {
+    fn spec(&self) -> &ToolSpec;
+
+    /// Start a call. Arguments were already validated against `spec().input_schema`.
+    fn call(&self, args: Payload, ctx: CallContext) -> BoxFuture<Result<Payload>>;
+
+    /// Run a call to completion on the current thread. Tools that can do better than driving
+    /// their future with a thread-parking executor (a sync Python callable) override this.
+    fn call_blocking(&self, args: Payload, ctx: CallContext) -> Result<Payload> {
+        super::runtime::block_on(self.call(args, ctx))
+    }
+
+    fn as_any(&self) -> &dyn Any;
+}
+
+type AsyncFn = dyn Fn(Value, CallContext) -> BoxFuture<Result<Value>> + Send + Sync;
+
+/// A Rust tool from a closure over JSON values.
+pub struct FnTool {
+    spec: ToolSpec,
+    f: Arc<AsyncFn>,
+}
+
+impl FnTool {
+    /// An async tool: `f` returns a future producing the JSON result.
+    pub fn new<F, Fut>(spec: ToolSpec, f: F) -> Self
+    where
+        F: Fn(Value, CallContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value>> + Send + 'static,
+    {
+        FnTool {
+            spec,
+            f: Arc::new(move |v, c| Box::pin(f(v, c))),
+        }
+    }
+
+    /// A tool whose body is synchronous and quick (no blocking I/O).
+    pub fn sync<F>(spec: ToolSpec, f: F) -> Self
+    where
+        F: Fn(Value) -> Result<Value> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        FnTool::new(spec, move |v, _| {
+            let f = f.clone();
+            async move { f(v) }
+        })
+    }
+}
+
+impl Tool for FnTool {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    fn call(&self, args: Payload, ctx: CallContext) -> BoxFuture<Result<Payload>> {
+        let f = self.f.clone();
+        Box::pin(async move {
+            let v = args.into_json()?;
+            f(v, ctx).await.map(Payload::Json)
+        })
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

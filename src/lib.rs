@@ -1,0 +1,12 @@
+//! agent-runtime: a Rust host runtime for agent tools with first-class Python bindings.
+//!
+//! Everything is a tool call on a [`Registry`]. Tools are Rust closures ([`FnTool`]) or Python
+//! callables (registered through the `agent_runtime` Python package). The core (this crate
+//! without the `python` feature) has no Python dependency.
+
+pub mod builtin;
+pub mod core;
+#[cfg(feature = "python")]
+pub mod python;
+
+pub use crate::core::{CallContext, Error, FnTool, Payload, Registry, Result, Tool, ToolSpec};
