@@ -15,7 +15,9 @@ fn obj(props: Value, required: &[&str]) -> Value {
 pub fn register(registry: &Registry) -> Result<()> {
     let tools: Vec<FnTool> = vec![
         FnTool::sync(
-            ToolSpec::new("diag.noop").description("Do nothing; return null.").input_schema(obj(json!({}), &[])),
+            ToolSpec::new("diag.noop")
+                .description("Do nothing; return null.")
+                .input_schema(obj(json!({}), &[])),
             |_| Ok(Value::Null),
         ),
         FnTool::sync(
@@ -27,7 +29,10 @@ pub fn register(registry: &Registry) -> Result<()> {
         FnTool::sync(
             ToolSpec::new("diag.add")
                 .description("Add two integers.")
-                .input_schema(obj(json!({"a": {"type": "integer"}, "b": {"type": "integer"}}), &["a", "b"]))
+                .input_schema(obj(
+                    json!({"a": {"type": "integer"}, "b": {"type": "integer"}}),
+                    &["a", "b"],
+                ))
                 .output_schema(json!({"type": "integer"})),
             |v| {
                 let a = v["a"].as_i64().unwrap_or_default();
@@ -40,7 +45,10 @@ pub fn register(registry: &Registry) -> Result<()> {
         FnTool::new(
             ToolSpec::new("diag.sleep")
                 .description("Sleep asynchronously for `seconds`, then return them.")
-                .input_schema(obj(json!({"seconds": {"type": "number", "minimum": 0}}), &["seconds"])),
+                .input_schema(obj(
+                    json!({"seconds": {"type": "number", "minimum": 0}}),
+                    &["seconds"],
+                )),
             |v, _| async move {
                 let s = v["seconds"].as_f64().unwrap_or_default();
                 tokio::time::sleep(Duration::from_secs_f64(s.min(86_400.0))).await;
@@ -51,7 +59,12 @@ pub fn register(registry: &Registry) -> Result<()> {
             ToolSpec::new("diag.fail")
                 .description("Fail with `message`.")
                 .input_schema(obj(json!({"message": {"type": "string"}}), &[])),
-            |v| Err(Error::tool("diag.fail", v["message"].as_str().unwrap_or("failed on purpose"))),
+            |v| {
+                Err(Error::tool(
+                    "diag.fail",
+                    v["message"].as_str().unwrap_or("failed on purpose"),
+                ))
+            },
         ),
         FnTool::sync(
             ToolSpec::new("diag.panic")
@@ -62,7 +75,10 @@ pub fn register(registry: &Registry) -> Result<()> {
         FnTool::sync(
             ToolSpec::new("diag.spin")
                 .description("Busy-loop for `iterations` steps of CPU work; returns a checksum.")
-                .input_schema(obj(json!({"iterations": {"type": "integer", "minimum": 0}}), &["iterations"])),
+                .input_schema(obj(
+                    json!({"iterations": {"type": "integer", "minimum": 0}}),
+                    &["iterations"],
+                )),
             |v| {
                 let n = v["iterations"].as_u64().unwrap_or_default();
                 let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -106,9 +122,25 @@ mod tests {
     #[tokio::test]
     async fn echo_add_and_nested_call() {
         let r = reg();
-        assert_eq!(r.call_json("diag.echo", json!({"x": [1, "a"]})).await.unwrap(), json!({"x": [1, "a"]}));
-        assert_eq!(r.call_json("diag.add", json!({"a": 2, "b": 3})).await.unwrap(), json!(5));
-        let v = r.call_json("diag.call", json!({"name": "diag.add", "args": {"a": 1, "b": 1}})).await.unwrap();
+        assert_eq!(
+            r.call_json("diag.echo", json!({"x": [1, "a"]}))
+                .await
+                .unwrap(),
+            json!({"x": [1, "a"]})
+        );
+        assert_eq!(
+            r.call_json("diag.add", json!({"a": 2, "b": 3}))
+                .await
+                .unwrap(),
+            json!(5)
+        );
+        let v = r
+            .call_json(
+                "diag.call",
+                json!({"name": "diag.add", "args": {"a": 1, "b": 1}}),
+            )
+            .await
+            .unwrap();
         assert_eq!(v, json!(2));
     }
 
@@ -120,29 +152,46 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match r.call_json("diag.ad", json!({})).await {
-            Err(e @ Error::NotFound { .. }) => assert!(e.to_string().contains("did you mean 'diag.add'"), "{e}"),
+            Err(e @ Error::NotFound { .. }) => {
+                assert!(e.to_string().contains("did you mean 'diag.add'"), "{e}")
+            }
             other => panic!("{other:?}"),
         }
         match r.call_json("diag.panic", json!({})).await {
-            Err(Error::Tool { message, .. }) => assert!(message.contains("panicked: diag.panic was called"), "{message}"),
+            Err(Error::Tool { message, .. }) => assert!(
+                message.contains("panicked: diag.panic was called"),
+                "{message}"
+            ),
             other => panic!("{other:?}"),
         }
         match r.call_json("diag.fail", json!({"message": "boom"})).await {
             Err(Error::Tool { message, .. }) => assert_eq!(message, "boom"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(r.call_json("diag.add", json!({"a": i64::MAX, "b": 1})).await, Err(Error::Tool { .. })));
+        assert!(matches!(
+            r.call_json("diag.add", json!({"a": i64::MAX, "b": 1}))
+                .await,
+            Err(Error::Tool { .. })
+        ));
     }
 
     #[test]
     fn blocking_call_and_registry_ops() {
         let r = reg();
-        assert_eq!(r.call_blocking("diag.sleep", json!({"seconds": 0.01})).unwrap().into_json().unwrap(), json!(0.01));
+        assert_eq!(
+            r.call_blocking("diag.sleep", json!({"seconds": 0.01}))
+                .unwrap()
+                .into_json()
+                .unwrap(),
+            json!(0.01)
+        );
         assert!(r.call_blocking("diag.panic", json!({})).is_err());
         assert!(r.contains("diag.noop"));
         assert!(r.unregister("diag.noop"));
         assert!(!r.unregister("diag.noop"));
-        assert!(r.register(FnTool::sync(ToolSpec::new("diag.echo"), Ok)).is_err());
+        assert!(r
+            .register(FnTool::sync(ToolSpec::new("diag.echo"), Ok))
+            .is_err());
         let names: Vec<_> = r.specs().into_iter().map(|s| s.name).collect();
         let mut sorted = names.clone();
         sorted.sort();
@@ -157,7 +206,9 @@ mod tests {
         let mut hs = Vec::new();
         for i in 0..500i64 {
             let r = r.clone();
-            hs.push(tokio::spawn(async move { r.call_json("diag.add", json!({"a": i, "b": i})).await }));
+            hs.push(tokio::spawn(async move {
+                r.call_json("diag.add", json!({"a": i, "b": i})).await
+            }));
         }
         for (i, h) in hs.into_iter().enumerate() {
             assert_eq!(h.await.unwrap().unwrap(), json!(2 * i as i64));

@@ -40,15 +40,23 @@ impl Registered {
 
     /// Validate `args` (converting a foreign payload to JSON only for the check) and start the
     /// call. A panic in the tool, when creating or polling its future, becomes `Error::Tool`.
-    pub fn call(&self, args: Payload, ctx: CallContext) -> impl std::future::Future<Output = Result<Payload>> + Send + 'static {
+    pub fn call(
+        &self,
+        args: Payload,
+        ctx: CallContext,
+    ) -> impl std::future::Future<Output = Result<Payload>> + Send + 'static {
         let name = self.name().to_string();
         let started = self.validate_payload(&args).and_then(|()| {
             let tool = self.tool.clone();
-            std::panic::catch_unwind(AssertUnwindSafe(|| tool.call(args, ctx))).map_err(|p| panic_error(&name, p))
+            std::panic::catch_unwind(AssertUnwindSafe(|| tool.call(args, ctx)))
+                .map_err(|p| panic_error(&name, p))
         });
         async move {
             match started {
-                Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await.unwrap_or_else(|p| Err(panic_error(&name, p))),
+                Ok(fut) => AssertUnwindSafe(fut)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|p| Err(panic_error(&name, p))),
                 Err(e) => Err(e),
             }
         }
@@ -58,7 +66,8 @@ impl Registered {
     pub fn call_blocking(&self, args: Payload, ctx: CallContext) -> Result<Payload> {
         self.validate_payload(&args)?;
         let tool = &self.tool;
-        std::panic::catch_unwind(AssertUnwindSafe(|| tool.call_blocking(args, ctx))).unwrap_or_else(|p| Err(panic_error(self.name(), p)))
+        std::panic::catch_unwind(AssertUnwindSafe(|| tool.call_blocking(args, ctx)))
+            .unwrap_or_else(|p| Err(panic_error(self.name(), p)))
     }
 
     fn validate_payload(&self, args: &Payload) -> Result<()> {
@@ -133,7 +142,10 @@ impl Registry {
         let e = Self::entry(tool)?;
         let mut w = self.tools.write();
         if w.contains_key(e.name()) {
-            return Err(Error::Registration(format!("a tool named '{}' is already registered", e.name())));
+            return Err(Error::Registration(format!(
+                "a tool named '{}' is already registered",
+                e.name()
+            )));
         }
         w.insert(e.name().to_string(), e);
         Ok(())
@@ -177,7 +189,12 @@ impl Registry {
 
     /// Specs of all tools, sorted by name.
     pub fn specs(&self) -> Vec<ToolSpec> {
-        let mut v: Vec<ToolSpec> = self.tools.read().values().map(|e| e.spec().clone()).collect();
+        let mut v: Vec<ToolSpec> = self
+            .tools
+            .read()
+            .values()
+            .map(|e| e.spec().clone())
+            .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
@@ -222,14 +239,15 @@ fn normalize(args: Payload) -> Payload {
 
 fn suggestions<'a>(name: &str, names: impl Iterator<Item = &'a String>) -> Vec<String> {
     let lname = name.to_lowercase();
-    let mut scored: Vec<(f64, &String)> = names
+    let max_dist = (lname.chars().count() / 4).max(2);
+    let mut scored: Vec<(usize, &String)> = names
         .filter_map(|n| {
             let ln = n.to_lowercase();
-            let score = strsim::jaro_winkler(&lname, &ln);
-            let close = score >= 0.8 || (lname.len() >= 3 && (ln.contains(&lname) || lname.contains(&ln)));
-            close.then_some((score, n))
+            let d = strsim::damerau_levenshtein(&lname, &ln);
+            let contains = lname.len() >= 3 && (ln.contains(&lname) || lname.contains(&ln));
+            (d <= max_dist || contains).then_some((d, n))
         })
         .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    scored.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
     scored.into_iter().take(3).map(|(_, n)| n.clone()).collect()
 }

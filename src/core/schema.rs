@@ -14,8 +14,9 @@ impl ArgsValidator {
         if is_trivial(schema) {
             return Ok(ArgsValidator { validator: None });
         }
-        let validator = jsonschema::validator_for(schema)
-            .map_err(|e| Error::Registration(format!("invalid input schema for tool '{tool}': {e}")))?;
+        let validator = jsonschema::validator_for(schema).map_err(|e| {
+            Error::Registration(format!("invalid input schema for tool '{tool}': {e}"))
+        })?;
         Ok(ArgsValidator {
             validator: Some(validator),
         })
@@ -42,14 +43,20 @@ impl ArgsValidator {
                     jsonschema::error::ValidationErrorKind::Required { property } => {
                         path = join(&path, property.as_str().unwrap_or("?"));
                     }
-                    jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } if unexpected.len() == 1 => {
+                    jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected }
+                        if unexpected.len() == 1 =>
+                    {
                         path = join(&path, &unexpected[0]);
                     }
                     _ => {}
                 }
                 Err(Error::InvalidArguments {
                     tool: tool.to_string(),
-                    path: if path.is_empty() { "<root>".into() } else { path },
+                    path: if path.is_empty() {
+                        "<root>".into()
+                    } else {
+                        path
+                    },
                     message: e.to_string(),
                 })
             }
@@ -68,7 +75,9 @@ fn join(base: &str, key: &str) -> String {
 /// `{"type": "object"}` (or `{}`) accepts any object: skip the validator entirely.
 fn is_trivial(schema: &Value) -> bool {
     match schema.as_object() {
-        Some(m) => m.is_empty() || (m.len() == 1 && m.get("type") == Some(&Value::String("object".into()))),
+        Some(m) => {
+            m.is_empty() || (m.len() == 1 && m.get("type") == Some(&Value::String("object".into())))
+        }
         None => schema == &Value::Bool(true),
     }
 }
@@ -131,7 +140,9 @@ mod tests {
             "additionalProperties": false
         });
         let v = ArgsValidator::compile("t", &schema).unwrap();
-        let err = v.validate("t", &json!({"items": [{"when": 1}, {"when": "x"}]})).unwrap_err();
+        let err = v
+            .validate("t", &json!({"items": [{"when": 1}, {"when": "x"}]}))
+            .unwrap_err();
         match err {
             Error::InvalidArguments { path, message, .. } => {
                 assert_eq!(path, "items[1].when");
@@ -140,9 +151,17 @@ mod tests {
             e => panic!("{e:?}"),
         }
         let err = v.validate("t", &json!({})).unwrap_err();
-        assert!(matches!(err, Error::InvalidArguments { ref path, .. } if path == "items"), "{err:?}");
-        let err = v.validate("t", &json!({"items": [], "zzz": 1})).unwrap_err();
-        assert!(matches!(err, Error::InvalidArguments { ref path, .. } if path == "zzz"), "{err:?}");
+        assert!(
+            matches!(err, Error::InvalidArguments { ref path, .. } if path == "items"),
+            "{err:?}"
+        );
+        let err = v
+            .validate("t", &json!({"items": [], "zzz": 1}))
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidArguments { ref path, .. } if path == "zzz"),
+            "{err:?}"
+        );
         assert!(v.validate("t", &json!({"items": []})).is_ok());
     }
 
@@ -155,7 +174,9 @@ mod tests {
 
     #[test]
     fn bad_schema_is_a_registration_error() {
-        let e = ArgsValidator::compile("t", &json!({"type": "no-such-type"})).err().unwrap();
+        let e = ArgsValidator::compile("t", &json!({"type": "no-such-type"}))
+            .err()
+            .unwrap();
         assert!(matches!(e, Error::Registration(_)), "{e:?}");
     }
 }

@@ -1,0 +1,173 @@
+"""agent_runtime: a Rust host runtime for agent tools, usable from Python.
+
+Register Python functions as tools with :func:`tool`; call any tool — Python or Rust — with
+:func:`call` (sync) or :func:`call_async` (asyncio). Rust programs and the out-of-process
+transports call the same registry.
+"""
+
+import functools
+import inspect
+from typing import Any, Callable, Dict, List, Optional, TypeVar, Union, overload
+
+from . import _native
+from ._native import (
+    MAX_DEPTH,
+    AgentRuntimeError,
+    Cancelled,
+    ConversionError,
+    InvalidArguments,
+    RegistrationError,
+    ToolError,
+    ToolNotFound,
+    ToolTimeout,
+    register_diagnostic_tools,
+    shutdown,
+)
+from .schema import derive_tool_schema, make_coercer
+
+__version__: str = _native.__version__
+
+__all__ = [
+    "MAX_DEPTH",
+    "AgentRuntimeError",
+    "Cancelled",
+    "ConversionError",
+    "InvalidArguments",
+    "RegistrationError",
+    "Registry",
+    "ToolError",
+    "ToolNotFound",
+    "ToolTimeout",
+    "call",
+    "call_async",
+    "default_registry",
+    "register_diagnostic_tools",
+    "shutdown",
+    "tool",
+    "tools",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _default_name(fn: Any) -> str:
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    name = getattr(target, "__name__", None)
+    if name is None:
+        name = type(target).__name__
+    return str(name)
+
+
+def _origin(fn: Any) -> Any:
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    return (getattr(target, "__module__", None), getattr(target, "__qualname__", None))
+
+
+def _is_async(fn: Any) -> bool:
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
+        getattr(target, "__call__", None)  # noqa: B004 - callable objects with async __call__
+    )
+
+
+class Registry(_native.Registry):
+    """A set of tools.
+
+    ``Registry()`` creates an independent registry; the process-wide default one (used by
+    :func:`tool`, :func:`call` and every transport) is :func:`default_registry`.
+    """
+
+    @overload
+    def tool(self, fn: F) -> F: ...
+
+    @overload
+    def tool(
+        self,
+        fn: None = None,
+        *,
+        name: Optional[str] = None,
+        description: Optional[str] = None,
+        timeout: Optional[float] = None,
+        schema: Optional[Dict[str, Any]] = None,
+        replace: bool = False,
+    ) -> Callable[[F], F]: ...
+
+    def tool(
+        self,
+        fn: Optional[F] = None,
+        *,
+        name: Optional[str] = None,
+        description: Optional[str] = None,
+        timeout: Optional[float] = None,
+        schema: Optional[Dict[str, Any]] = None,
+        replace: bool = False,
+    ) -> Union[F, Callable[[F], F]]:
+        """Register ``fn`` as a tool; usable bare (``@tool``) or with options (``@tool(...)``).
+
+        The input schema is derived from the signature and type hints (or given as ``schema``),
+        the description from the docstring. The function is returned unchanged. Registering a
+        different function under an existing name raises :class:`RegistrationError` unless
+        ``replace=True``; re-registering the same function (a module reload) replaces it.
+        """
+
+        def register(f: F) -> F:
+            if not callable(f):
+                raise TypeError("@tool needs a callable, got %r" % (f,))
+            tool_name = name or _default_name(f)
+            if schema is not None:
+                input_schema = schema
+                try:
+                    sig = derive_tool_schema(f, description=description)
+                    desc, output_schema = sig.description, sig.output_schema
+                except TypeError:
+                    desc = description if description is not None else inspect.cleandoc(f.__doc__ or "")
+                    output_schema = None
+                is_async = _is_async(f)
+            else:
+                sig = derive_tool_schema(f, description=description)
+                input_schema, desc, output_schema, is_async = (
+                    sig.input_schema,
+                    sig.description,
+                    sig.output_schema,
+                    sig.is_async,
+                )
+            existing = self.function(tool_name)
+            same = existing is not None and _origin(existing) == _origin(f)
+            self.register(
+                f,
+                tool_name,
+                description=desc,
+                input_schema=input_schema,
+                output_schema=output_schema,
+                timeout=timeout,
+                is_async=is_async,
+                coercer=make_coercer(f),
+                replace=replace or same,
+            )
+            return f
+
+        if fn is not None:
+            return register(fn)
+        return register
+
+    def tools(self) -> List[Dict[str, Any]]:
+        """Specs of all tools (dicts), sorted by name."""
+        return self.specs()
+
+
+_default = Registry(shared=True)
+
+
+def default_registry() -> Registry:
+    """The process-wide registry that :func:`tool`, :func:`call` and the transports use."""
+    return _default
+
+
+tool = _default.tool
+call = _default.call
+call_async = _default.call_async
+
+
+def tools() -> List[Dict[str, Any]]:
+    """Specs of every tool in the default registry, sorted by name."""
+    return _default.specs()

@@ -1,0 +1,327 @@
+//! Python ↔ JSON conversion with error paths and a nesting limit.
+//!
+//! Rules (documented in the README): int must fit in 64 bits (else a clear error, never a wrap);
+//! NaN and ±Inf are refused (JSON has no such numbers); bytes/bytearray become base64 strings
+//! and come back as bytes where the schema says `contentEncoding: base64`; tuples become arrays;
+//! dict keys must be str. Nesting deeper than [`MAX_DEPTH`] is an error, never a stack overflow.
+
+use std::any::Any;
+
+use base64::Engine;
+use pyo3::prelude::*;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
+};
+use serde_json::{Map, Number, Value};
+
+use crate::core::{Error, ForeignValue, Result};
+
+/// Deepest nesting accepted in either direction (serde_json's own parse limit is 128 too).
+pub const MAX_DEPTH: usize = 128;
+
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+struct ConvError {
+    segs: Vec<Seg>,
+    message: String,
+}
+
+impl ConvError {
+    fn new(message: String) -> Self {
+        ConvError {
+            segs: Vec::new(),
+            message,
+        }
+    }
+
+    fn at(mut self, s: Seg) -> Self {
+        self.segs.push(s);
+        self
+    }
+
+    fn into_error(self, root: &str) -> Error {
+        let mut path = root.to_string();
+        for s in self.segs.iter().rev() {
+            match s {
+                Seg::Key(k) => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(k);
+                }
+                Seg::Index(i) => path.push_str(&format!("[{i}]")),
+            }
+        }
+        Error::conversion(
+            if path.is_empty() {
+                "<root>".into()
+            } else {
+                path
+            },
+            self.message,
+        )
+    }
+}
+
+/// Convert a Python value to JSON; errors read like `args.items[3].when: datetime is not serializable`.
+pub fn py_to_json(obj: &Bound<'_, PyAny>, root: &str) -> Result<Value> {
+    to_json(obj, 0).map_err(|e| e.into_error(root))
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "object".into())
+}
+
+fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> std::result::Result<Value, ConvError> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return s
+            .to_str()
+            .map(|s| Value::String(s.to_owned()))
+            .map_err(|e| ConvError::new(format!("str is not valid UTF-8: {e}")));
+    }
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        if let Ok(i) = obj.extract::<i64>() {
+            return Ok(Value::from(i));
+        }
+        if let Ok(u) = obj.extract::<u64>() {
+            return Ok(Value::from(u));
+        }
+        let repr = obj.repr().map(|r| r.to_string()).unwrap_or_default();
+        let shown = if repr.len() > 40 {
+            format!("{}…", &repr[..40])
+        } else {
+            repr
+        };
+        return Err(ConvError::new(format!(
+            "integer {shown} does not fit in 64 bits (JSON numbers cross as i64/u64/f64; pass it as a str)"
+        )));
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        let v = f.value();
+        return Number::from_f64(v).map(Value::Number).ok_or_else(|| {
+            ConvError::new(format!(
+                "float {v} is not valid JSON (NaN and infinities are refused)"
+            ))
+        });
+    }
+    if depth >= MAX_DEPTH {
+        return Err(ConvError::new(format!(
+            "nesting deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        let mut m = Map::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            let key = match k.cast::<PyString>() {
+                Ok(s) => s
+                    .to_str()
+                    .map_err(|e| ConvError::new(format!("dict key is not valid UTF-8: {e}")))?
+                    .to_owned(),
+                Err(_) => {
+                    let r = k.repr().map(|r| r.to_string()).unwrap_or_default();
+                    return Err(ConvError::new(format!(
+                        "dict key {r} ({}) is not a str",
+                        type_name(&k)
+                    )));
+                }
+            };
+            let val = to_json(&v, depth + 1).map_err(|e| e.at(Seg::Key(key.clone())))?;
+            m.insert(key, val);
+        }
+        return Ok(Value::Object(m));
+    }
+    if let Ok(l) = obj.cast::<PyList>() {
+        let mut out = Vec::with_capacity(l.len());
+        for (i, v) in l.iter().enumerate() {
+            out.push(to_json(&v, depth + 1).map_err(|e| e.at(Seg::Index(i)))?);
+        }
+        return Ok(Value::Array(out));
+    }
+    if let Ok(t) = obj.cast::<PyTuple>() {
+        let mut out = Vec::with_capacity(t.len());
+        for (i, v) in t.iter().enumerate() {
+            out.push(to_json(&v, depth + 1).map_err(|e| e.at(Seg::Index(i)))?);
+        }
+        return Ok(Value::Array(out));
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Value::String(
+            base64::engine::general_purpose::STANDARD.encode(b.as_bytes()),
+        ));
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(Value::String(
+            base64::engine::general_purpose::STANDARD.encode(b.to_vec()),
+        ));
+    }
+    Err(ConvError::new(format!(
+        "{} is not serializable",
+        type_name(obj)
+    )))
+}
+
+/// Convert JSON to Python. `hint` (a JSON Schema) turns base64 strings back into bytes.
+pub fn json_to_py<'py>(
+    py: Python<'py>,
+    v: &Value,
+    hint: Option<&Value>,
+    root: &str,
+) -> Result<Bound<'py, PyAny>> {
+    to_py(py, v, hint, 0).map_err(|e| e.into_error(root))
+}
+
+fn is_base64(schema: &Value) -> bool {
+    schema.get("contentEncoding").and_then(Value::as_str) == Some("base64")
+}
+
+/// For a string value: does the schema ask for bytes?
+fn wants_bytes(schema: &Value) -> bool {
+    if is_base64(schema) {
+        return true;
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(alts) = schema.get(key).and_then(Value::as_array) {
+            let strings: Vec<&Value> = alts
+                .iter()
+                .filter(|a| a.get("type").and_then(Value::as_str) == Some("string"))
+                .collect();
+            return !strings.is_empty() && strings.iter().all(|a| is_base64(a));
+        }
+    }
+    false
+}
+
+/// The subschema for an array/object member, looking through anyOf/oneOf for a matching type.
+fn member_schema<'a>(schema: &'a Value, json_type: &str) -> Option<&'a Value> {
+    if schema.get("type").and_then(Value::as_str) == Some(json_type) {
+        return Some(schema);
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(alts) = schema.get(key).and_then(Value::as_array) {
+            if let Some(a) = alts
+                .iter()
+                .find(|a| a.get("type").and_then(Value::as_str) == Some(json_type))
+            {
+                return Some(a);
+            }
+        }
+    }
+    None
+}
+
+fn to_py<'py>(
+    py: Python<'py>,
+    v: &Value,
+    hint: Option<&Value>,
+    depth: usize,
+) -> std::result::Result<Bound<'py, PyAny>, ConvError> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)
+                    .map_err(|e| ConvError::new(e.to_string()))?
+                    .into_any()
+            } else if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)
+                    .map_err(|e| ConvError::new(e.to_string()))?
+                    .into_any()
+            } else {
+                PyFloat::new(py, n.as_f64().unwrap_or(f64::NAN)).into_any()
+            }
+        }
+        Value::String(s) => {
+            if hint.is_some_and(wants_bytes) {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .map_err(|e| ConvError::new(format!("expected base64-encoded bytes: {e}")))?;
+                PyBytes::new(py, &raw).into_any()
+            } else {
+                PyString::new(py, s).into_any()
+            }
+        }
+        Value::Array(a) => {
+            if depth >= MAX_DEPTH {
+                return Err(ConvError::new(format!(
+                    "nesting deeper than {MAX_DEPTH} levels"
+                )));
+            }
+            let h = hint.and_then(|h| member_schema(h, "array"));
+            let items = h.and_then(|h| h.get("items")).filter(|i| i.is_object());
+            let prefix = h
+                .and_then(|h| h.get("prefixItems"))
+                .and_then(Value::as_array);
+            let list = PyList::empty(py);
+            for (i, x) in a.iter().enumerate() {
+                let ih = prefix.and_then(|p| p.get(i)).or(items);
+                let item = to_py(py, x, ih, depth + 1).map_err(|e| e.at(Seg::Index(i)))?;
+                list.append(item)
+                    .map_err(|e| ConvError::new(e.to_string()))?;
+            }
+            list.into_any()
+        }
+        Value::Object(m) => {
+            if depth >= MAX_DEPTH {
+                return Err(ConvError::new(format!(
+                    "nesting deeper than {MAX_DEPTH} levels"
+                )));
+            }
+            let h = hint.and_then(|h| member_schema(h, "object"));
+            let props = h.and_then(|h| h.get("properties"));
+            let extra = h
+                .and_then(|h| h.get("additionalProperties"))
+                .filter(|a| a.is_object());
+            let d = PyDict::new(py);
+            for (k, x) in m {
+                let kh = props.and_then(|p| p.get(k)).or(extra);
+                let item = to_py(py, x, kh, depth + 1).map_err(|e| e.at(Seg::Key(k.clone())))?;
+                d.set_item(k, item)
+                    .map_err(|e| ConvError::new(e.to_string()))?;
+            }
+            d.into_any()
+        }
+    })
+}
+
+/// A Python object travelling through the core as a payload.
+pub struct PyValue {
+    pub obj: Py<PyAny>,
+    /// Name of the root in conversion error paths: `args` or `result`.
+    pub root: &'static str,
+}
+
+impl PyValue {
+    pub fn args(obj: Py<PyAny>) -> Self {
+        PyValue { obj, root: "args" }
+    }
+
+    pub fn result(obj: Py<PyAny>) -> Self {
+        PyValue {
+            obj,
+            root: "result",
+        }
+    }
+}
+
+impl ForeignValue for PyValue {
+    fn to_json(&self) -> Result<Value> {
+        super::gil::with_gil(|py| py_to_json(self.obj.bind(py), self.root))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

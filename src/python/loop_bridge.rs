@@ -1,0 +1,445 @@
+//! asyncio ↔ tokio without pyo3-async-runtimes' per-await overhead.
+//!
+//! * Rust awaiting a Python coroutine: one `call_soon_threadsafe` to start it as a task on the
+//!   target loop, one done-callback that completes a tokio oneshot. Dropping the Rust future
+//!   cancels the task.
+//! * Python awaiting Rust: the future is polled once inline (GIL released); if it is already
+//!   done the caller gets a `Ready` awaitable (no loop round trip at all). Otherwise it runs on
+//!   tokio and completes an asyncio future with a single `call_soon_threadsafe`; cancelling
+//!   that future aborts the Rust task.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyCFunction, PyModule, PyTuple};
+use tokio::sync::oneshot;
+
+use super::convert::PyValue;
+use super::errors::{from_pyerr, to_pyerr};
+use super::gil::with_gil;
+use crate::core::{runtime, Error, Payload, Result};
+
+const LOOP_PY: &std::ffi::CStr = cr#"
+import asyncio, os, threading
+
+_lock = threading.Lock()
+_state = None
+
+
+def get_loop():
+    global _state
+    with _lock:
+        s = _state
+        if s is not None and s[0] == os.getpid() and s[2].is_alive():
+            return s[1]
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def run():
+            asyncio.set_event_loop(loop)
+            loop.call_soon(started.set)
+            try:
+                loop.run_forever()
+            finally:
+                try:
+                    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                    for t in tasks:
+                        t.cancel()
+                    if tasks:
+                        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                finally:
+                    loop.close()
+
+        t = threading.Thread(target=run, name="agent-runtime-loop", daemon=True)
+        t.start()
+        started.wait()
+        _state = (os.getpid(), loop, t)
+        return loop
+
+
+def stop(timeout):
+    global _state
+    with _lock:
+        s, _state = _state, None
+    if s is None or s[0] != os.getpid():
+        return
+    _, loop, t = s
+    try:
+        loop.call_soon_threadsafe(loop.stop)
+    except RuntimeError:
+        return
+    t.join(timeout)
+"#;
+
+static LOOP_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+static LOOP_CACHE: Mutex<Option<(u32, Py<PyAny>)>> = Mutex::new(None);
+
+fn loop_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    LOOP_MODULE
+        .get_or_try_init(py, || {
+            PyModule::from_code(
+                py,
+                LOOP_PY,
+                c"agent_runtime/_loop.py",
+                c"agent_runtime._loop",
+            )
+            .map(|m| m.unbind())
+        })
+        .map(|m| m.bind(py))
+}
+
+/// The runtime-owned asyncio loop (a daemon thread), started on first use and after fork.
+pub fn runtime_loop(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    let pid = std::process::id();
+    if let Some((p, l)) = LOOP_CACHE.lock().as_ref() {
+        if *p == pid {
+            return Ok(l.clone_ref(py));
+        }
+    }
+    let l = loop_module(py)?.call_method0("get_loop")?.unbind();
+    *LOOP_CACHE.lock() = Some((pid, l.clone_ref(py)));
+    Ok(l)
+}
+
+/// Stop the runtime loop thread, cancelling its tasks.
+pub fn stop_runtime_loop(py: Python<'_>, timeout: f64) -> PyResult<()> {
+    LOOP_CACHE.lock().take();
+    loop_module(py)?.call_method1("stop", (timeout,))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- Rust awaiting Python
+
+type MakeCoro = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
+type Reply = oneshot::Sender<Result<Py<PyAny>>>;
+
+#[derive(Default)]
+struct Shared {
+    task: Mutex<Option<Py<PyAny>>>,
+    cancelled: AtomicBool,
+}
+
+#[pyclass]
+struct Starter {
+    inner: Mutex<Option<(MakeCoro, Reply, Option<Py<PyAny>>)>>,
+    shared: Arc<Shared>,
+    loop_: Py<PyAny>,
+}
+
+#[pymethods]
+impl Starter {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        let Some((make, tx, context)) = self.inner.lock().take() else {
+            return Ok(());
+        };
+        if self.shared.cancelled.load(Ordering::Acquire) {
+            return Ok(()); // dropping `tx` reports cancellation
+        }
+        let coro = match make(py) {
+            Ok(c) => c.into_bound(py),
+            Err(e) => {
+                let _ = tx.send(Err(from_pyerr(py, e)));
+                return Ok(());
+            }
+        };
+        let lp = self.loop_.bind(py);
+        // Creating the task inside the caller's context makes its contextvars visible.
+        let task = match context {
+            Some(ctx) => ctx
+                .bind(py)
+                .call_method0("copy")?
+                .call_method1("run", (lp.getattr("create_task")?, coro))?,
+            None => lp.call_method1("create_task", (coro,))?,
+        };
+        task.call_method1(
+            "add_done_callback",
+            (Done {
+                tx: Mutex::new(Some(tx)),
+            },),
+        )?;
+        let mut slot = self.shared.task.lock();
+        if self.shared.cancelled.load(Ordering::Acquire) {
+            drop(slot);
+            task.call_method0("cancel")?;
+        } else {
+            *slot = Some(task.unbind());
+        }
+        Ok(())
+    }
+}
+
+#[pyclass]
+struct Done {
+    tx: Mutex<Option<Reply>>,
+}
+
+#[pymethods]
+impl Done {
+    fn __call__(&self, py: Python<'_>, task: &Bound<'_, PyAny>) {
+        let Some(tx) = self.tx.lock().take() else {
+            return;
+        };
+        if task
+            .call_method0("cancelled")
+            .and_then(|c| c.is_truthy())
+            .unwrap_or(false)
+        {
+            return; // dropping `tx` reports cancellation
+        }
+        let r = match task.call_method0("result") {
+            Ok(v) => Ok(v.unbind()),
+            Err(e) => Err(from_pyerr(py, e)),
+        };
+        let _ = tx.send(r);
+    }
+}
+
+/// Cancels the Python task if the Rust future is dropped before it finished.
+struct CancelOnDrop {
+    shared: Arc<Shared>,
+    loop_: Option<Py<PyAny>>,
+}
+
+impl CancelOnDrop {
+    fn disarm(&mut self) {
+        self.loop_ = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(lp) = self.loop_.take() else { return };
+        self.shared.cancelled.store(true, Ordering::Release);
+        let task = self.shared.task.lock().take();
+        if let Some(task) = task {
+            with_gil(|py| {
+                if let Ok(cancel) = task.bind(py).getattr("cancel") {
+                    // The loop may already be closed; then the task is gone anyway.
+                    let _ = lp.bind(py).call_method1("call_soon_threadsafe", (cancel,));
+                }
+            });
+        }
+    }
+}
+
+/// Run the coroutine made by `make` as a task on `loop_` and await its result from Rust.
+pub fn await_coroutine(
+    tool: String,
+    loop_: Py<PyAny>,
+    context: Option<Py<PyAny>>,
+    make: MakeCoro,
+) -> impl Future<Output = Result<Payload>> + Send + 'static {
+    let (tx, rx) = oneshot::channel();
+    let shared = Arc::new(Shared::default());
+    let scheduled = with_gil(|py| -> PyResult<()> {
+        let starter = Starter {
+            inner: Mutex::new(Some((make, tx, context))),
+            shared: shared.clone(),
+            loop_: loop_.clone_ref(py),
+        };
+        loop_
+            .bind(py)
+            .call_method1("call_soon_threadsafe", (starter,))?;
+        Ok(())
+    });
+    let mut guard = CancelOnDrop {
+        shared,
+        loop_: Some(loop_),
+    };
+    async move {
+        if let Err(e) = scheduled {
+            guard.disarm();
+            return Err(with_gil(|py| from_pyerr(py, e)));
+        }
+        let r = rx.await;
+        guard.disarm(); // finished: nothing to cancel
+        match r {
+            Ok(Ok(obj)) => Ok(Payload::Foreign(Arc::new(PyValue::result(obj)))),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Cancelled { tool }),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- Python awaiting Rust
+
+/// An awaitable whose result is already known: awaiting it costs no loop iteration.
+#[pyclass(module = "agent_runtime._native")]
+pub struct Ready {
+    result: Mutex<Option<PyResult<Py<PyAny>>>>,
+}
+
+impl Ready {
+    pub fn new(r: PyResult<Py<PyAny>>) -> Self {
+        Ready {
+            result: Mutex::new(Some(r)),
+        }
+    }
+
+    fn step(&self) -> PyResult<Py<PyAny>> {
+        match self.result.lock().take() {
+            Some(Ok(v)) => Err(PyStopIteration::new_err((v,))),
+            Some(Err(e)) => Err(e),
+            None => Err(PyRuntimeError::new_err("cannot reuse already awaited call")),
+        }
+    }
+}
+
+#[pymethods]
+impl Ready {
+    fn __await__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self) -> PyResult<Py<PyAny>> {
+        self.step()
+    }
+
+    fn send(&self, _value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.step()
+    }
+
+    #[pyo3(signature = (typ, val=None, tb=None))]
+    fn throw(
+        &self,
+        typ: &Bound<'_, PyAny>,
+        val: Option<&Bound<'_, PyAny>>,
+        tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let _ = tb;
+        self.result.lock().take();
+        let exc = match val {
+            Some(v) if !v.is_none() => v.clone(),
+            _ => typ.clone(),
+        };
+        Err(PyErr::from_value(exc))
+    }
+
+    fn close(&self) {
+        self.result.lock().take();
+    }
+}
+
+static RESOLVE: PyOnceLock<Py<PyCFunction>> = PyOnceLock::new();
+
+/// `_resolve(fut, ok, value)`, run on the loop thread: complete `fut` unless it was cancelled.
+fn resolver(py: Python<'_>) -> PyResult<&Bound<'_, PyCFunction>> {
+    RESOLVE
+        .get_or_try_init(py, || {
+            PyCFunction::new_closure(
+                py,
+                Some(c"_resolve"),
+                None,
+                |args: &Bound<'_, PyTuple>, _kw| -> PyResult<()> {
+                    let fut = args.get_item(0)?;
+                    if fut.call_method0("done")?.is_truthy()? {
+                        return Ok(());
+                    }
+                    let value = args.get_item(2)?;
+                    if args.get_item(1)?.is_truthy()? {
+                        fut.call_method1("set_result", (value,))?;
+                    } else {
+                        fut.call_method1("set_exception", (value,))?;
+                    }
+                    Ok(())
+                },
+            )
+            .map(|f| f.unbind())
+        })
+        .map(|f| f.bind(py))
+}
+
+#[pyclass]
+struct AbortOnCancel {
+    handle: tokio::task::AbortHandle,
+}
+
+#[pymethods]
+impl AbortOnCancel {
+    fn __call__(&self, fut: &Bound<'_, PyAny>) {
+        if fut
+            .call_method0("cancelled")
+            .and_then(|c| c.is_truthy())
+            .unwrap_or(false)
+        {
+            self.handle.abort();
+        }
+    }
+}
+
+/// Turn a Rust future into something Python can `await` on `loop_`.
+///
+/// `convert` runs with the GIL on completion to produce the Python result.
+pub fn into_awaitable<'py, F, C>(
+    py: Python<'py>,
+    loop_: Py<PyAny>,
+    fut: F,
+    convert: C,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = Result<Payload>> + Send + 'static,
+    C: for<'a> FnOnce(Python<'a>, Payload) -> PyResult<Py<PyAny>> + Send + 'static,
+{
+    let mut fut = Box::pin(fut);
+    // Eager first poll, like asyncio's eager tasks: most tool calls finish without waiting.
+    let first = py.detach(|| {
+        let h = runtime::handle();
+        let _g = h.enter();
+        let waker = futures::task::noop_waker();
+        match fut.as_mut().poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(r) => Some(r),
+            Poll::Pending => None,
+        }
+    });
+    if let Some(r) = first {
+        let r = match r {
+            Ok(p) => convert(py, p),
+            Err(e) => Err(to_pyerr(py, e)),
+        };
+        return Ok(Bound::new(py, Ready::new(r))?.into_any());
+    }
+    let afut = loop_.bind(py).call_method0("create_future")?;
+    let target = afut.clone().unbind();
+    let handle = runtime::handle().spawn(async move {
+        let r = fut.await;
+        with_gil(|py| {
+            let (ok, value) = match r.map_err(|e| to_pyerr(py, e)).and_then(|p| convert(py, p)) {
+                Ok(v) => (true, v),
+                Err(e) => (false, e.into_value(py).into_any()),
+            };
+            let res = resolver(py).and_then(|f| {
+                loop_
+                    .bind(py)
+                    .call_method1("call_soon_threadsafe", (f, target, ok, value))
+            });
+            if let Err(e) = res {
+                // Only when the loop is closed: nobody is waiting any more.
+                tracing_unraisable(py, e);
+            }
+        });
+    });
+    afut.call_method1(
+        "add_done_callback",
+        (AbortOnCancel {
+            handle: handle.abort_handle(),
+        },),
+    )?;
+    Ok(afut)
+}
+
+fn tracing_unraisable(py: Python<'_>, e: PyErr) {
+    if !e.is_instance_of::<PyRuntimeError>(py) {
+        e.write_unraisable(py, None);
+    }
+}

@@ -1,0 +1,164 @@
+//! The pyo3 boundary: the `agent_runtime._native` extension module.
+
+pub mod convert;
+pub mod errors;
+pub mod gil;
+pub mod loop_bridge;
+pub mod pytool;
+pub mod registry;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use serde_json::Value;
+
+use crate::core::{runtime, Payload, Registry};
+pub use registry::PyRegistry;
+
+/// Stop the runtime: the asyncio loop thread and the tokio runtime (cancelling their tasks),
+/// waiting up to `timeout` seconds. Registered with `atexit` so it runs before finalization.
+/// The next call starts them again.
+#[pyfunction]
+#[pyo3(signature = (timeout = 1.0))]
+fn shutdown(py: Python<'_>, timeout: f64) -> PyResult<()> {
+    let t = Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
+    loop_bridge::stop_runtime_loop(py, t.as_secs_f64())?;
+    py.detach(|| runtime::shutdown(t));
+    Ok(())
+}
+
+#[pyfunction]
+fn _atexit(py: Python<'_>) -> PyResult<()> {
+    let r = shutdown(py, 1.0);
+    // From here on threads must not touch the interpreter on their way out.
+    gil::FINALIZING.store(true, Ordering::Release);
+    r
+}
+
+/// Baseline for benchmarks: the cheapest possible PyO3 call.
+#[pyfunction]
+fn _bare_noop() {}
+
+/// Per-call nanoseconds of `n` Rust → Python calls of tool `name` made from a tokio worker
+/// with `Registry.call_blocking` (batches of 100; one figure per batch).
+#[pyfunction]
+fn _bench_rust_to_python(
+    py: Python<'_>,
+    registry: &PyRegistry,
+    name: String,
+    n: usize,
+    args: &Bound<'_, PyDict>,
+) -> PyResult<Vec<f64>> {
+    let reg = registry.inner.clone();
+    let json = convert::py_to_json(args.as_any(), "args").map_err(|e| errors::to_pyerr(py, e))?;
+    let h = runtime::handle()
+        .spawn(async move { batches(n, || reg.call_blocking(&name, json.clone()).map(|_| ())) });
+    py.detach(|| runtime::block_on(h))
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?
+        .map_err(|e| errors::to_pyerr(py, e))
+}
+
+/// Per-call nanoseconds of `n` sequential `Registry::call(...).await` from a tokio task (for
+/// an async Python tool: Rust awaiting a coroutine on the runtime loop).
+#[pyfunction]
+fn _bench_rust_await(
+    py: Python<'_>,
+    registry: &PyRegistry,
+    name: String,
+    n: usize,
+    args: &Bound<'_, PyDict>,
+) -> PyResult<Vec<f64>> {
+    let reg = registry.inner.clone();
+    let json = convert::py_to_json(args.as_any(), "args").map_err(|e| errors::to_pyerr(py, e))?;
+    let h = runtime::handle().spawn(async move {
+        let mut out = Vec::new();
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(100);
+            let t = Instant::now();
+            for _ in 0..k {
+                reg.call(&name, Payload::Json(json.clone())).await?;
+            }
+            out.push(t.elapsed().as_nanos() as f64 / k as f64);
+            left -= k;
+        }
+        Ok::<_, crate::core::Error>(out)
+    });
+    py.detach(|| runtime::block_on(h))
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?
+        .map_err(|e| errors::to_pyerr(py, e))
+}
+
+fn batches(
+    n: usize,
+    mut f: impl FnMut() -> crate::core::Result<()>,
+) -> crate::core::Result<Vec<f64>> {
+    let mut out = Vec::new();
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(100);
+        let t = Instant::now();
+        for _ in 0..k {
+            f()?;
+        }
+        out.push(t.elapsed().as_nanos() as f64 / k as f64);
+        left -= k;
+    }
+    Ok(out)
+}
+
+/// pyo3-async-runtimes' standard path (`future_into_py`) on a ready future, for comparison
+/// with `call_async` in benchmarks.
+#[pyfunction]
+fn _bench_future_into_py(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    pyo3_async_runtimes::tokio::future_into_py(py, async { Ok(()) })
+}
+
+/// Import-time module setup shared by the extension and embedding hosts.
+#[pymodule]
+#[pyo3(name = "_native")]
+pub fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<PyRegistry>()?;
+    m.add_class::<loop_bridge::Ready>()?;
+    let c = errors::classes(py);
+    m.add("AgentRuntimeError", c.base.bind(py))?;
+    m.add("ToolNotFound", c.not_found.bind(py))?;
+    m.add("InvalidArguments", c.invalid_arguments.bind(py))?;
+    m.add("ConversionError", c.conversion.bind(py))?;
+    m.add("ToolError", c.tool_error.bind(py))?;
+    m.add("ToolTimeout", c.timeout.bind(py))?;
+    m.add("Cancelled", c.cancelled.bind(py))?;
+    m.add("RegistrationError", c.registration.bind(py))?;
+    m.add_function(wrap_pyfunction!(shutdown, m)?)?;
+    m.add_function(wrap_pyfunction!(_atexit, m)?)?;
+    m.add_function(wrap_pyfunction!(registry::register_diagnostic_tools, m)?)?;
+    m.add_function(wrap_pyfunction!(_bare_noop, m)?)?;
+    m.add_function(wrap_pyfunction!(_bench_rust_to_python, m)?)?;
+    m.add_function(wrap_pyfunction!(_bench_rust_await, m)?)?;
+    m.add_function(wrap_pyfunction!(_bench_future_into_py, m)?)?;
+    m.add("MAX_DEPTH", convert::MAX_DEPTH)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("ABI3", cfg!(feature = "abi3"))?;
+    py.import("atexit")?
+        .call_method1("register", (m.getattr("_atexit")?,))?;
+    Ok(())
+}
+
+/// For Rust programs embedding Python: make `import agent_runtime` use this crate's native
+/// module (instead of looking for an installed extension), so tools registered by Python
+/// modules land in the same [`Registry::global`] the host calls.
+pub fn install_embedded(py: Python<'_>) -> PyResult<()> {
+    let m = PyModule::new(py, "_native")?;
+    native_module(&m)?;
+    let modules = py.import("sys")?.getattr("modules")?;
+    modules.set_item("agent_runtime._native", m)?;
+    Ok(())
+}
+
+/// Convenience for Rust callers holding JSON: call and convert the result to JSON.
+pub async fn call_json(registry: &Registry, name: &str, args: Value) -> crate::core::Result<Value> {
+    registry.call_json(name, args).await
+}

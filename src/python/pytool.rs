@@ -1,0 +1,184 @@
+//! Python callables as registry tools.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::convert::{json_to_py, PyValue};
+use super::errors::from_pyerr;
+use super::gil::with_gil;
+use super::loop_bridge::{await_coroutine, runtime_loop};
+use crate::core::{runtime, BoxFuture, CallContext, Error, Payload, Result, Tool, ToolSpec};
+
+/// What the Python boundary attaches to a call's context: where the caller's asyncio loop and
+/// contextvars are, so callbacks started from Rust see them.
+pub struct PyCallCtx {
+    pub loop_: Option<Py<PyAny>>,
+    pub context: Option<Py<PyAny>>,
+}
+
+struct Inner {
+    spec: ToolSpec,
+    func: Py<PyAny>,
+    is_async: bool,
+    /// Converts JSON-decoded kwargs into the annotated types (bytes, enums, dataclasses, …).
+    coercer: Option<Py<PyAny>>,
+}
+
+/// A registered Python callable (sync function, coroutine function or callable object).
+#[derive(Clone)]
+pub struct PyTool(Arc<Inner>);
+
+impl PyTool {
+    pub fn new(
+        spec: ToolSpec,
+        func: Py<PyAny>,
+        is_async: bool,
+        coercer: Option<Py<PyAny>>,
+    ) -> Self {
+        PyTool(Arc::new(Inner {
+            spec,
+            func,
+            is_async,
+            coercer,
+        }))
+    }
+
+    pub fn func(&self) -> &Py<PyAny> {
+        &self.0.func
+    }
+
+    pub fn is_async(&self) -> bool {
+        self.0.is_async
+    }
+
+    /// Keyword arguments for the callable: a Python caller's dict as-is, or JSON made Python.
+    pub fn kwargs<'py>(&self, py: Python<'py>, args: &Payload) -> PyResult<Bound<'py, PyDict>> {
+        match args {
+            Payload::Foreign(f) => match f.as_any().downcast_ref::<PyValue>() {
+                Some(v) => Ok(v.obj.bind(py).cast::<PyDict>()?.clone()),
+                None => self.json_kwargs(
+                    py,
+                    &args.to_json().map_err(|e| super::errors::to_pyerr(py, e))?,
+                ),
+            },
+            Payload::Json(v) => self.json_kwargs(py, v),
+        }
+    }
+
+    fn json_kwargs<'py>(
+        &self,
+        py: Python<'py>,
+        v: &serde_json::Value,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let obj = json_to_py(py, v, Some(&self.0.spec.input_schema), "args")
+            .map_err(|e| super::errors::to_pyerr(py, e))?;
+        let obj = match &self.0.coercer {
+            Some(c) => c.bind(py).call1((obj,))?,
+            None => obj,
+        };
+        obj.cast_into::<PyDict>().map_err(|e| {
+            PyTypeError::new_err(format!(
+                "tool arguments must be an object, got {}",
+                e.into_inner().get_type()
+            ))
+        })
+    }
+
+    /// Call the function with `kwargs`, inside a copy of `context` when given.
+    pub fn invoke<'py>(
+        &self,
+        py: Python<'py>,
+        kwargs: &Bound<'py, PyDict>,
+        context: Option<&Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let f = self.0.func.bind(py);
+        match context {
+            Some(c) => c
+                .bind(py)
+                .call_method0("copy")?
+                .call_method("run", (f,), Some(kwargs)),
+            None => f.call((), Some(kwargs)),
+        }
+    }
+
+    fn run_sync(&self, args: &Payload, context: Option<&Py<PyAny>>) -> Result<Payload> {
+        with_gil(|py| {
+            self.kwargs(py, args)
+                .and_then(|kw| self.invoke(py, &kw, context))
+                .map(|r| Payload::Foreign(Arc::new(PyValue::result(r.unbind()))))
+                .map_err(|e| from_pyerr(py, e))
+        })
+    }
+}
+
+impl Tool for PyTool {
+    fn spec(&self) -> &ToolSpec {
+        &self.0.spec
+    }
+
+    fn call(&self, args: Payload, ctx: CallContext) -> BoxFuture<Result<Payload>> {
+        let pctx = ctx.foreign::<PyCallCtx>();
+        let name = self.0.spec.name.clone();
+        if !self.0.is_async {
+            // Off the async workers: a sync callback may block. Blocking-pool threads keep
+            // their Python thread state between calls.
+            let this = self.clone();
+            let context = pctx
+                .and_then(|p| p.context.as_ref())
+                .map(|c| with_gil(|py| c.clone_ref(py)));
+            let h =
+                runtime::handle().spawn_blocking(move || this.run_sync(&args, context.as_ref()));
+            return Box::pin(async move {
+                h.await.unwrap_or_else(|e| {
+                    if e.is_cancelled() {
+                        Err(Error::Cancelled { tool: name })
+                    } else {
+                        Err(Error::tool(name, "the Python callback thread panicked"))
+                    }
+                })
+            });
+        }
+        let target = with_gil(|py| -> PyResult<(Py<PyAny>, Option<Py<PyAny>>)> {
+            let lp = match pctx.and_then(|p| p.loop_.as_ref()) {
+                Some(l) => l.clone_ref(py),
+                None => runtime_loop(py)?,
+            };
+            Ok((
+                lp,
+                pctx.and_then(|p| p.context.as_ref())
+                    .map(|c| c.clone_ref(py)),
+            ))
+        });
+        let (lp, context) = match target {
+            Ok(t) => t,
+            Err(e) => {
+                let e = with_gil(|py| from_pyerr(py, e));
+                return Box::pin(async move { Err(e) });
+            }
+        };
+        let this = self.clone();
+        let make = Box::new(move |py: Python<'_>| {
+            let kw = this.kwargs(py, &args)?;
+            // The coroutine is created on the loop thread; contextvars apply via the task.
+            this.invoke(py, &kw, None).map(Bound::unbind)
+        });
+        let fut = await_coroutine(name, lp, context, make);
+        Box::pin(fut)
+    }
+
+    fn call_blocking(&self, args: Payload, ctx: CallContext) -> Result<Payload> {
+        if self.0.is_async {
+            return runtime::block_on(self.call(args, ctx));
+        }
+        let context = ctx.foreign::<PyCallCtx>().and_then(|p| p.context.as_ref());
+        self.run_sync(&args, context)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

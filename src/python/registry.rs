@@ -1,0 +1,297 @@
+//! `agent_runtime._native.Registry`: the registry as Python sees it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use pythonize::pythonize;
+use serde_json::Value;
+
+use super::convert::{json_to_py, py_to_json, PyValue};
+use super::errors::IntoPyResult;
+use super::loop_bridge::{into_awaitable, Ready};
+use super::pytool::{PyCallCtx, PyTool};
+use crate::core::{
+    next_call_id, runtime, CallContext, Payload, Registered, Registry, Tool, ToolSpec,
+};
+
+/// A set of tools. `Registry()` is a new, independent registry; `Registry(shared=True)` is a
+/// handle on the process-wide default one (what `@agent_runtime.tool` registers into).
+#[pyclass(name = "Registry", module = "agent_runtime._native", subclass, frozen)]
+pub struct PyRegistry {
+    pub inner: Registry,
+}
+
+/// Arguments as a dict: `None` → `{}`, other mappings copied, anything else refused.
+fn args_dict<'py>(
+    py: Python<'py>,
+    args: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    match args {
+        None => Ok(PyDict::new(py)),
+        Some(a) if a.is_none() => Ok(PyDict::new(py)),
+        Some(a) => match a.cast::<PyDict>() {
+            Ok(d) => Ok(d.clone()),
+            Err(_) => {
+                if a.hasattr("keys")? {
+                    let d = PyDict::new(py);
+                    d.update(a.cast::<pyo3::types::PyMapping>()?)?;
+                    Ok(d)
+                } else {
+                    Err(PyTypeError::new_err(format!(
+                        "tool arguments must be a dict of keyword arguments, got {}",
+                        a.get_type().name()?
+                    )))
+                }
+            }
+        },
+    }
+}
+
+fn contextvars_copy(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    static COPY: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    COPY.import(py, "contextvars", "copy_context")?
+        .call0()
+        .map(|c| c.unbind())
+}
+
+fn running_loop(py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+    static GET: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    let l = GET.import(py, "asyncio", "_get_running_loop")?.call0()?;
+    Ok(if l.is_none() { None } else { Some(l.unbind()) })
+}
+
+fn payload_to_py(py: Python<'_>, p: Payload, hint: Option<&Value>) -> PyResult<Py<PyAny>> {
+    match p {
+        Payload::Foreign(f) => match f.as_any().downcast_ref::<PyValue>() {
+            Some(v) => Ok(v.obj.clone_ref(py)),
+            None => {
+                let v = f.to_json().py(py)?;
+                Ok(json_to_py(py, &v, hint, "result").py(py)?.unbind())
+            }
+        },
+        Payload::Json(v) => Ok(json_to_py(py, &v, hint, "result").py(py)?.unbind()),
+    }
+}
+
+fn spec_to_py(py: Python<'_>, s: &ToolSpec) -> PyResult<Py<PyAny>> {
+    Ok(pythonize(py, s)?.unbind())
+}
+
+impl PyRegistry {
+    fn entry(&self, py: Python<'_>, name: &str) -> PyResult<Arc<Registered>> {
+        self.inner.get(name).py(py)
+    }
+
+    fn ctx(loop_: Option<Py<PyAny>>, context: Option<Py<PyAny>>) -> CallContext {
+        CallContext {
+            call_id: next_call_id(),
+            foreign: Some(Arc::new(PyCallCtx { loop_, context })),
+        }
+    }
+}
+
+#[pymethods]
+impl PyRegistry {
+    #[new]
+    #[pyo3(signature = (*, shared = false))]
+    fn new(shared: bool) -> Self {
+        PyRegistry {
+            inner: if shared {
+                Registry::global().clone()
+            } else {
+                Registry::new()
+            },
+        }
+    }
+
+    /// Register a Python callable as a tool. The Python package's `tool` decorator derives
+    /// the schema and calls this.
+    #[pyo3(signature = (func, name, *, description = String::new(), input_schema = None, output_schema = None,
+                        timeout = None, is_async = false, coercer = None, replace = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn register(
+        &self,
+        py: Python<'_>,
+        func: Py<PyAny>,
+        name: String,
+        description: String,
+        input_schema: Option<&Bound<'_, PyAny>>,
+        output_schema: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+        is_async: bool,
+        coercer: Option<Py<PyAny>>,
+        replace: bool,
+    ) -> PyResult<()> {
+        if !func.bind(py).is_callable() {
+            return Err(PyTypeError::new_err("func must be callable"));
+        }
+        let mut spec = ToolSpec::new(name).description(description);
+        if let Some(s) = input_schema {
+            spec.input_schema = py_to_json(s, "input_schema").py(py)?;
+        }
+        if let Some(s) = output_schema.filter(|s| !s.is_none()) {
+            spec.output_schema = Some(py_to_json(s, "output_schema").py(py)?);
+        }
+        if let Some(t) = timeout {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "timeout must be a positive number of seconds, got {t}"
+                )));
+            }
+            spec.timeout = Some(Duration::from_secs_f64(t));
+        }
+        let tool = Arc::new(PyTool::new(spec, func, is_async, coercer));
+        if replace {
+            self.inner.replace(tool).py(py)?;
+        } else {
+            self.inner.register_arc(tool).py(py)?;
+        }
+        Ok(())
+    }
+
+    /// Remove a tool; True if it was registered.
+    fn unregister(&self, name: &str) -> bool {
+        self.inner.unregister(name)
+    }
+
+    fn __contains__(&self, name: &str) -> bool {
+        self.inner.contains(name)
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Tool names, sorted.
+    fn names(&self) -> Vec<String> {
+        self.inner.specs().into_iter().map(|s| s.name).collect()
+    }
+
+    /// The spec of one tool as a dict (raises ToolNotFound).
+    fn spec(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
+        spec_to_py(py, self.entry(py, name)?.spec())
+    }
+
+    /// Specs of all tools, sorted by name: dicts with name, description, input_schema,
+    /// output_schema (when known) and timeout (seconds, when set).
+    fn specs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let specs = self.inner.specs();
+        let items = specs
+            .iter()
+            .map(|s| spec_to_py(py, s))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
+
+    /// The Python callable behind a tool, or None for Rust tools and unknown names.
+    fn function(&self, py: Python<'_>, name: &str) -> Option<Py<PyAny>> {
+        let e = self.inner.get(name).ok()?;
+        e.tool()
+            .as_any()
+            .downcast_ref::<PyTool>()
+            .map(|t| t.func().clone_ref(py))
+    }
+
+    /// Call a tool and wait for its result. A sync Python tool runs on this thread with the
+    /// caller's objects; Rust tools run with the GIL released.
+    #[pyo3(signature = (name, args = None))]
+    fn call(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        args: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let e = self.entry(py, name)?;
+        let args = args_dict(py, args)?;
+        let json = py_to_json(args.as_any(), "args").py(py)?;
+        e.validate(&json).py(py)?;
+        if let Some(pt) = e.tool().as_any().downcast_ref::<PyTool>() {
+            if !pt.is_async() {
+                return Ok(pt.invoke(py, &args, None)?.unbind());
+            }
+            if let Some(l) = running_loop(py)? {
+                let rl = super::loop_bridge::runtime_loop(py)?;
+                if l.is(&rl) {
+                    return Err(PyRuntimeError::new_err(format!(
+                        "sync call() of async tool '{name}' from the runtime's own event loop would deadlock; use `await call_async(...)`"
+                    )));
+                }
+            }
+            let ctx = Self::ctx(None, Some(contextvars_copy(py)?));
+            let fut = Tool::call(
+                pt,
+                Payload::Foreign(Arc::new(PyValue::args(args.unbind().into_any()))),
+                ctx,
+            );
+            let r = py.detach(|| runtime::block_on(fut));
+            return payload_to_py(py, r.py(py)?, None);
+        }
+        let ctx = Self::ctx(None, Some(contextvars_copy(py)?));
+        let fut = e.call(Payload::Json(json), ctx);
+        let r = py.detach(|| runtime::block_on(fut));
+        payload_to_py(py, r.py(py)?, e.spec().output_schema.as_ref())
+    }
+
+    /// Call a tool from asyncio: `await registry.call_async(name, args)`. Async Python tools
+    /// run as the caller's coroutine; sync Python tools run in a worker thread; Rust tools on
+    /// tokio (finishing inline when they complete without waiting).
+    #[pyo3(signature = (name, args = None))]
+    fn call_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        args: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let prepared = (|| -> PyResult<(Arc<Registered>, Bound<'py, PyDict>, Value)> {
+            let e = self.entry(py, name)?;
+            let args = args_dict(py, args)?;
+            let json = py_to_json(args.as_any(), "args").py(py)?;
+            e.validate(&json).py(py)?;
+            Ok((e, args, json))
+        })();
+        let (e, args, json) = match prepared {
+            Ok(p) => p,
+            Err(err) => return Ok(Bound::new(py, Ready::new(Err(err)))?.into_any()),
+        };
+        if let Some(pt) = e.tool().as_any().downcast_ref::<PyTool>() {
+            if pt.is_async() {
+                return pt.invoke(py, &args, None);
+            }
+        }
+        let lp = match running_loop(py)? {
+            Some(l) => l,
+            None => {
+                return Err(PyRuntimeError::new_err(
+                    "call_async() must be awaited inside a running asyncio event loop",
+                ))
+            }
+        };
+        let ctx = Self::ctx(Some(lp.clone_ref(py)), Some(contextvars_copy(py)?));
+        let hint = e.spec().output_schema.clone();
+        let payload = match e.tool().as_any().downcast_ref::<PyTool>() {
+            Some(_) => Payload::Foreign(Arc::new(PyValue::args(args.unbind().into_any()))),
+            None => Payload::Json(json),
+        };
+        let fut = e.call(payload, ctx);
+        into_awaitable(py, lp, fut, move |py, p| {
+            payload_to_py(py, p, hint.as_ref())
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<agent_runtime.Registry with {} tools>", self.inner.len())
+    }
+}
+
+/// Register the `diag.*` Rust tools (echo, noop, add, sleep, fail, panic, spin, call).
+#[pyfunction]
+#[pyo3(signature = (registry = None))]
+pub fn register_diagnostic_tools(py: Python<'_>, registry: Option<&PyRegistry>) -> PyResult<()> {
+    let r = registry
+        .map(|r| r.inner.clone())
+        .unwrap_or_else(|| Registry::global().clone());
+    crate::builtin::diag::register(&r).py(py)
+}
