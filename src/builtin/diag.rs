@@ -97,12 +97,12 @@ pub fn register(registry: &Registry) -> Result<()> {
         ToolSpec::new("diag.call")
             .description("Call tool `name` with `args` through the registry (a Rust caller) and return its result.")
             .input_schema(obj(json!({"name": {"type": "string"}, "args": {"type": "object"}}), &["name"])),
-        move |v, _| {
+        move |v, ctx| {
             let reg = reg.clone();
             async move {
                 let name = v["name"].as_str().unwrap_or_default().to_string();
                 let args = v.get("args").cloned().unwrap_or(json!({}));
-                reg.call(&name, Payload::Json(args)).await?.into_json()
+                reg.call_with(&name, Payload::Json(args), ctx.child()).await?.into_json()
             }
         },
     )))?;

@@ -1,12 +1,12 @@
 //! The thread-safe tool registry every entry point calls into.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use futures::FutureExt;
 use parking_lot::RwLock;
+use rustc_hash::FxHashMap as HashMap;
 use serde_json::Value;
 
 use super::error::{Error, Result};
@@ -18,6 +18,8 @@ use super::tool::{CallContext, Tool, ToolSpec};
 pub struct Registered {
     tool: Arc<dyn Tool>,
     validator: ArgsValidator,
+    /// Whether `{}` passes the input schema: lets boundaries skip converting empty arguments.
+    empty_ok: bool,
 }
 
 impl Registered {
@@ -33,9 +35,20 @@ impl Registered {
         &self.tool
     }
 
+    /// True when calling without arguments is valid (decided once, at registration).
+    pub fn accepts_no_args(&self) -> bool {
+        self.empty_ok
+    }
+
     /// Check arguments against the input schema.
     pub fn validate(&self, args: &Value) -> Result<()> {
         self.validator.validate(self.name(), args)
+    }
+
+    /// Check arguments, ignoring errors at the JSON pointers in `opaque` (see
+    /// [`crate::core::schema::ArgsValidator::validate_ignoring`]).
+    pub fn validate_ignoring(&self, args: &Value, opaque: &[String]) -> Result<()> {
+        self.validator.validate_ignoring(self.name(), args, opaque)
     }
 
     /// Validate `args` (converting a foreign payload to JSON only for the check) and start the
@@ -45,19 +58,40 @@ impl Registered {
         args: Payload,
         ctx: CallContext,
     ) -> impl std::future::Future<Output = Result<Payload>> + Send + 'static {
+        let checked = self.validate_payload(&args);
+        let started = checked.map(|()| self.start(args, ctx));
+        async move {
+            match started {
+                Ok(fut) => fut.await,
+                Err(e) => Err(e),
+            }
+        }
+    }
+
+    /// Start a call whose arguments the caller has already validated with [`Registered::validate`].
+    pub fn call_prevalidated(
+        &self,
+        args: Payload,
+        ctx: CallContext,
+    ) -> impl std::future::Future<Output = Result<Payload>> + Send + 'static {
+        self.start(args, ctx)
+    }
+
+    fn start(
+        &self,
+        args: Payload,
+        ctx: CallContext,
+    ) -> impl std::future::Future<Output = Result<Payload>> + Send + 'static {
+        let tool = self.tool.clone();
+        let started = std::panic::catch_unwind(AssertUnwindSafe(|| tool.call(args, ctx)));
         let name = self.name().to_string();
-        let started = self.validate_payload(&args).and_then(|()| {
-            let tool = self.tool.clone();
-            std::panic::catch_unwind(AssertUnwindSafe(|| tool.call(args, ctx)))
-                .map_err(|p| panic_error(&name, p))
-        });
         async move {
             match started {
                 Ok(fut) => AssertUnwindSafe(fut)
                     .catch_unwind()
                     .await
                     .unwrap_or_else(|p| Err(panic_error(&name, p))),
-                Err(e) => Err(e),
+                Err(p) => Err(panic_error(&name, p)),
             }
         }
     }
@@ -73,19 +107,7 @@ impl Registered {
     fn validate_payload(&self, args: &Payload) -> Result<()> {
         match args {
             Payload::Json(v) => self.validate(v),
-            Payload::Foreign(f) => self.validate(&f.to_json().map_err(|e| self.arg_error(e))?),
-        }
-    }
-
-    /// A conversion failure of the arguments is an argument error of this tool.
-    fn arg_error(&self, e: Error) -> Error {
-        match e {
-            Error::Conversion { path, message } => Error::InvalidArguments {
-                tool: self.name().to_string(),
-                path,
-                message,
-            },
-            e => e,
+            Payload::Foreign(f) => self.validate(&f.to_json()?),
         }
     }
 }
@@ -130,7 +152,14 @@ impl Registry {
             return Err(Error::Registration("tool name must not be empty".into()));
         }
         let validator = ArgsValidator::compile(&spec.name, &spec.input_schema)?;
-        Ok(Arc::new(Registered { tool, validator }))
+        let empty_ok = validator
+            .validate(&spec.name, &Value::Object(Default::default()))
+            .is_ok();
+        Ok(Arc::new(Registered {
+            tool,
+            validator,
+            empty_ok,
+        }))
     }
 
     /// Add a tool; an existing tool of the same name is an error (see [`Registry::replace`]).

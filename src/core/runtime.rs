@@ -1,15 +1,37 @@
 //! The crate's own tokio runtime: lazy, rebuilt after fork, shut down on demand.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use parking_lot::RwLock;
 use tokio::runtime::{Handle, Runtime};
 
 struct State {
-    pid: u32,
+    generation: u64,
     rt: Arc<Runtime>,
+}
+
+/// Bumped in the child after every `fork()`; cheaper than asking the kernel for the pid on
+/// every call (a syscall each time).
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+static ATFORK: Once = Once::new();
+
+extern "C" fn after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
+}
+
+/// Identifies the current process incarnation (changes in a forked child).
+pub fn fork_generation() -> u64 {
+    ATFORK.call_once(|| {
+        // SAFETY: registers a handler that only touches an atomic, which is async-signal-safe
+        // and therefore fine in the post-fork child.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+        }
+    });
+    FORK_GENERATION.load(Ordering::Acquire)
 }
 
 static STATE: RwLock<Option<State>> = RwLock::new(None);
@@ -26,15 +48,15 @@ fn build() -> Runtime {
 
 /// Handle of the process runtime, starting it on first use and after `fork()`.
 pub fn handle() -> Handle {
-    let pid = std::process::id();
+    let generation = fork_generation();
     if let Some(s) = STATE.read().as_ref() {
-        if s.pid == pid {
+        if s.generation == generation {
             return s.rt.handle().clone();
         }
     }
     let mut w = STATE.write();
     match w.as_ref() {
-        Some(s) if s.pid == pid => return s.rt.handle().clone(),
+        Some(s) if s.generation == generation => return s.rt.handle().clone(),
         Some(_) => {
             // A forked child: the parent's worker threads do not exist here, so dropping the
             // runtime would wait for them forever. Leak it; the parent's copy is untouched.
@@ -46,7 +68,7 @@ pub fn handle() -> Handle {
     }
     let rt = Arc::new(build());
     let h = rt.handle().clone();
-    *w = Some(State { pid, rt });
+    *w = Some(State { generation, rt });
     h
 }
 
@@ -63,7 +85,7 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
 pub fn shutdown(timeout: Duration) {
     let old = STATE.write().take();
     if let Some(s) = old {
-        if s.pid != std::process::id() {
+        if s.generation != fork_generation() {
             std::mem::forget(s.rt);
             return;
         }

@@ -23,6 +23,12 @@ impl ArgsValidator {
     }
 
     pub fn validate(&self, tool: &str, args: &Value) -> Result<()> {
+        self.validate_ignoring(tool, args, &[])
+    }
+
+    /// Validate, ignoring errors located at or below the JSON pointers in `opaque` (places
+    /// holding stand-ins for values JSON cannot express).
+    pub fn validate_ignoring(&self, tool: &str, args: &Value, opaque: &[String]) -> Result<()> {
         let Some(v) = &self.validator else {
             return if args.is_object() {
                 Ok(())
@@ -34,9 +40,19 @@ impl ArgsValidator {
                 })
             };
         };
-        match v.validate(args) {
-            Ok(()) => Ok(()),
-            Err(e) => {
+        let first = if opaque.is_empty() {
+            v.validate(args).err()
+        } else {
+            v.iter_errors(args).find(|e| {
+                let at = e.instance_path().as_str();
+                !opaque
+                    .iter()
+                    .any(|o| at == o || at.starts_with(&format!("{o}/")))
+            })
+        };
+        match first {
+            None => Ok(()),
+            Some(e) => {
                 let mut path = pointer_to_path(args, e.instance_path().as_str());
                 // Errors about object keys point at the object; name the key itself.
                 match e.kind() {

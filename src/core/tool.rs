@@ -100,6 +100,16 @@ pub struct CallContext {
 }
 
 impl CallContext {
+    /// Context for a nested call made by a tool while handling this one: a new call id, the
+    /// same caller environment (so Python callbacks still see the original caller's
+    /// contextvars and event loop).
+    pub fn child(&self) -> CallContext {
+        CallContext {
+            call_id: super::registry::next_call_id(),
+            foreign: self.foreign.clone(),
+        }
+    }
+
     pub fn foreign<T: 'static>(&self) -> Option<&T> {
         self.foreign.as_deref().and_then(|f| f.downcast_ref::<T>())
     }

@@ -172,6 +172,148 @@ fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> std::result::Result<Value, C
     )))
 }
 
+/// Path of the value being converted, as a stack-allocated chain (no allocation unless used).
+struct PathNode<'a> {
+    parent: Option<&'a PathNode<'a>>,
+    key: Option<&'a str>,
+    index: usize,
+}
+
+impl PathNode<'_> {
+    fn pointer(&self) -> String {
+        let mut segs = Vec::new();
+        let mut cur = Some(self);
+        while let Some(n) = cur {
+            if n.parent.is_some() {
+                segs.push(match n.key {
+                    Some(k) => k.replace('~', "~0").replace('/', "~1"),
+                    None => n.index.to_string(),
+                });
+            }
+            cur = n.parent;
+        }
+        segs.iter().rev().map(|s| format!("/{s}")).collect()
+    }
+}
+
+/// JSON for *validating* a Python caller's arguments to a Python tool, which receives the
+/// original objects: values JSON cannot represent never fail here. Enums become their value,
+/// dataclasses and pydantic models their fields, sets lists, big ints and non-finite floats
+/// approximations; anything else becomes `null` and its JSON pointer is returned so schema
+/// errors at those places are ignored.
+pub fn py_to_json_lenient(obj: &Bound<'_, PyAny>) -> (Value, Vec<String>) {
+    let mut opaque = Vec::new();
+    let root = PathNode {
+        parent: None,
+        key: None,
+        index: 0,
+    };
+    let v = lenient(obj, &root, 0, &mut opaque);
+    (v, opaque)
+}
+
+fn lenient(
+    obj: &Bound<'_, PyAny>,
+    path: &PathNode<'_>,
+    depth: usize,
+    opaque: &mut Vec<String>,
+) -> Value {
+    if depth < MAX_DEPTH {
+        if let Ok(d) = obj.cast::<PyDict>() {
+            let mut m = Map::with_capacity(d.len());
+            for (k, v) in d.iter() {
+                let key = match k.cast::<PyString>() {
+                    Ok(s) => s.to_cow().map(|c| c.into_owned()).unwrap_or_default(),
+                    Err(_) => k.str().map(|s| s.to_string()).unwrap_or_default(),
+                };
+                let node = PathNode {
+                    parent: Some(path),
+                    key: Some(&key),
+                    index: 0,
+                };
+                let val = lenient(&v, &node, depth + 1, opaque);
+                m.insert(key.clone(), val);
+            }
+            return Value::Object(m);
+        }
+        if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+            if let Ok(it) = obj.try_iter() {
+                let mut out = Vec::new();
+                for (i, v) in it.enumerate() {
+                    let node = PathNode {
+                        parent: Some(path),
+                        key: None,
+                        index: i,
+                    };
+                    out.push(match v {
+                        Ok(v) => lenient(&v, &node, depth + 1, opaque),
+                        Err(_) => Value::Null,
+                    });
+                }
+                return Value::Array(out);
+            }
+        }
+    }
+    match to_json(obj, MAX_DEPTH.saturating_sub(1).min(depth)) {
+        Ok(v) => v,
+        Err(_) => {
+            if let Some(v) = approximate(obj, path, depth, opaque) {
+                return v;
+            }
+            opaque.push(path.pointer());
+            Value::Null
+        }
+    }
+}
+
+/// JSON stand-ins for common non-JSON Python values (validation only).
+fn approximate(
+    obj: &Bound<'_, PyAny>,
+    path: &PathNode<'_>,
+    depth: usize,
+    opaque: &mut Vec<String>,
+) -> Option<Value> {
+    let py = obj.py();
+    if obj.is_instance_of::<PyInt>() {
+        return obj
+            .extract::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+            .map(Value::Number);
+    }
+    if depth >= MAX_DEPTH {
+        return None;
+    }
+    let enum_type = py.import("enum").and_then(|m| m.getattr("Enum")).ok()?;
+    if obj.is_instance(&enum_type).unwrap_or(false) {
+        return obj
+            .getattr("value")
+            .ok()
+            .map(|v| lenient(&v, path, depth + 1, opaque));
+    }
+    if obj.is_instance_of::<pyo3::types::PySet>()
+        || obj.is_instance_of::<pyo3::types::PyFrozenSet>()
+    {
+        let l = PyList::new(py, obj.try_iter().ok()?.flatten()).ok()?;
+        return Some(lenient(l.as_any(), path, depth, opaque));
+    }
+    let fields = if obj.hasattr("__dataclass_fields__").unwrap_or(false)
+        && !obj.is_instance_of::<pyo3::types::PyType>()
+    {
+        py.import("dataclasses")
+            .and_then(|m| m.getattr("asdict"))
+            .and_then(|f| f.call1((obj,)))
+            .ok()
+    } else if obj.hasattr("model_dump").unwrap_or(false)
+        && !obj.is_instance_of::<pyo3::types::PyType>()
+    {
+        obj.call_method0("model_dump").ok()
+    } else {
+        None
+    }?;
+    Some(lenient(&fields, path, depth + 1, opaque))
+}
+
 /// Convert JSON to Python. `hint` (a JSON Schema) turns base64 strings back into bytes.
 pub fn json_to_py<'py>(
     py: Python<'py>,

@@ -37,6 +37,27 @@ fn _atexit(py: Python<'_>) -> PyResult<()> {
     r
 }
 
+/// Convert `value` to JSON and back exactly as a boundary crossing does (`schema` guides
+/// bytes decoding). For tests and for checking what a value will look like on the other side.
+#[pyfunction]
+#[pyo3(signature = (value, schema = None))]
+fn _roundtrip(
+    py: Python<'_>,
+    value: &Bound<'_, PyAny>,
+    schema: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let hint = match schema {
+        Some(s) if !s.is_none() => {
+            Some(convert::py_to_json(s, "schema").map_err(|e| errors::to_pyerr(py, e))?)
+        }
+        _ => None,
+    };
+    let v = convert::py_to_json(value, "value").map_err(|e| errors::to_pyerr(py, e))?;
+    Ok(convert::json_to_py(py, &v, hint.as_ref(), "value")
+        .map_err(|e| errors::to_pyerr(py, e))?
+        .unbind())
+}
+
 /// Baseline for benchmarks: the cheapest possible PyO3 call.
 #[pyfunction]
 fn _bare_noop() {}
@@ -136,6 +157,7 @@ pub fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_atexit, m)?)?;
     m.add_function(wrap_pyfunction!(registry::register_diagnostic_tools, m)?)?;
     m.add_function(wrap_pyfunction!(_bare_noop, m)?)?;
+    m.add_function(wrap_pyfunction!(_roundtrip, m)?)?;
     m.add_function(wrap_pyfunction!(_bench_rust_to_python, m)?)?;
     m.add_function(wrap_pyfunction!(_bench_rust_await, m)?)?;
     m.add_function(wrap_pyfunction!(_bench_future_into_py, m)?)?;

@@ -101,6 +101,7 @@ impl PyTool {
                 .bind(py)
                 .call_method0("copy")?
                 .call_method("run", (f,), Some(kwargs)),
+            None if kwargs.is_empty() => f.call0(),
             None => f.call((), Some(kwargs)),
         }
     }

@@ -9,7 +9,7 @@ use pyo3::types::{PyDict, PyList};
 use pythonize::pythonize;
 use serde_json::Value;
 
-use super::convert::{json_to_py, py_to_json, PyValue};
+use super::convert::{json_to_py, py_to_json, py_to_json_lenient, PyValue};
 use super::errors::IntoPyResult;
 use super::loop_bridge::{into_awaitable, Ready};
 use super::pytool::{PyCallCtx, PyTool};
@@ -74,6 +74,24 @@ fn payload_to_py(py: Python<'_>, p: Payload, hint: Option<&Value>) -> PyResult<P
         },
         Payload::Json(v) => Ok(json_to_py(py, &v, hint, "result").py(py)?.unbind()),
     }
+}
+
+/// Arguments as JSON, validated. Empty arguments of a tool that accepts none skip both steps.
+///
+/// A Python tool gets the caller's objects themselves, so for it values JSON cannot express
+/// are validated leniently (see `py_to_json_lenient`); a Rust tool needs strict JSON.
+fn checked_json(py: Python<'_>, e: &Registered, args: &Bound<'_, PyDict>) -> PyResult<Value> {
+    if args.is_empty() && e.accepts_no_args() {
+        return Ok(Value::Object(Default::default()));
+    }
+    if e.tool().as_any().is::<PyTool>() {
+        let (json, opaque) = py_to_json_lenient(args.as_any());
+        e.validate_ignoring(&json, &opaque).py(py)?;
+        return Ok(json);
+    }
+    let json = py_to_json(args.as_any(), "args").py(py)?;
+    e.validate(&json).py(py)?;
+    Ok(json)
 }
 
 fn spec_to_py(py: Python<'_>, s: &ToolSpec) -> PyResult<Py<PyAny>> {
@@ -206,8 +224,7 @@ impl PyRegistry {
     ) -> PyResult<Py<PyAny>> {
         let e = self.entry(py, name)?;
         let args = args_dict(py, args)?;
-        let json = py_to_json(args.as_any(), "args").py(py)?;
-        e.validate(&json).py(py)?;
+        let json = checked_json(py, &e, &args)?;
         if let Some(pt) = e.tool().as_any().downcast_ref::<PyTool>() {
             if !pt.is_async() {
                 return Ok(pt.invoke(py, &args, None)?.unbind());
@@ -230,7 +247,7 @@ impl PyRegistry {
             return payload_to_py(py, r.py(py)?, None);
         }
         let ctx = Self::ctx(None, Some(contextvars_copy(py)?));
-        let fut = e.call(Payload::Json(json), ctx);
+        let fut = e.call_prevalidated(Payload::Json(json), ctx);
         let r = py.detach(|| runtime::block_on(fut));
         payload_to_py(py, r.py(py)?, e.spec().output_schema.as_ref())
     }
@@ -248,8 +265,7 @@ impl PyRegistry {
         let prepared = (|| -> PyResult<(Arc<Registered>, Bound<'py, PyDict>, Value)> {
             let e = self.entry(py, name)?;
             let args = args_dict(py, args)?;
-            let json = py_to_json(args.as_any(), "args").py(py)?;
-            e.validate(&json).py(py)?;
+            let json = checked_json(py, &e, &args)?;
             Ok((e, args, json))
         })();
         let (e, args, json) = match prepared {
@@ -275,7 +291,7 @@ impl PyRegistry {
             Some(_) => Payload::Foreign(Arc::new(PyValue::args(args.unbind().into_any()))),
             None => Payload::Json(json),
         };
-        let fut = e.call(payload, ctx);
+        let fut = e.call_prevalidated(payload, ctx);
         into_awaitable(py, lp, fut, move |py, p| {
             payload_to_py(py, p, hint.as_ref())
         })
