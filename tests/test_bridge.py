@@ -6,9 +6,9 @@ import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 import agent_runtime
+import pytest
+import sample_tools
 from agent_runtime import (
     AgentRuntimeError,
     ConversionError,
@@ -21,8 +21,6 @@ from agent_runtime import (
     call,
     call_async,
 )
-
-import sample_tools  # noqa: E402  (registers its tools at import time)
 
 
 def run(coro):

@@ -4,10 +4,11 @@ Register Python functions as tools with :func:`tool`; call any tool — Python o
 :func:`call` (sync) or :func:`call_async` (asyncio). Rust programs and the out-of-process
 transports call the same registry.
 """
+from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Dict, List, Optional, TypeVar, Union, overload
+from typing import Any, Callable, TypeVar, overload
 
 from . import _native
 from ._native import (
@@ -85,23 +86,23 @@ class Registry(_native.Registry):
         self,
         fn: None = None,
         *,
-        name: Optional[str] = None,
-        description: Optional[str] = None,
-        timeout: Optional[float] = None,
-        schema: Optional[Dict[str, Any]] = None,
+        name: str | None = None,
+        description: str | None = None,
+        timeout: float | None = None,
+        schema: dict[str, Any] | None = None,
         replace: bool = False,
     ) -> Callable[[F], F]: ...
 
     def tool(
         self,
-        fn: Optional[F] = None,
+        fn: F | None = None,
         *,
-        name: Optional[str] = None,
-        description: Optional[str] = None,
-        timeout: Optional[float] = None,
-        schema: Optional[Dict[str, Any]] = None,
+        name: str | None = None,
+        description: str | None = None,
+        timeout: float | None = None,
+        schema: dict[str, Any] | None = None,
         replace: bool = False,
-    ) -> Union[F, Callable[[F], F]]:
+    ) -> F | Callable[[F], F]:
         """Register ``fn`` as a tool; usable bare (``@tool``) or with options (``@tool(...)``).
 
         The input schema is derived from the signature and type hints (or given as ``schema``),
@@ -112,7 +113,7 @@ class Registry(_native.Registry):
 
         def register(f: F) -> F:
             if not callable(f):
-                raise TypeError("@tool needs a callable, got %r" % (f,))
+                raise TypeError(f"@tool needs a callable, got {f!r}")
             tool_name = name or _default_name(f)
             if schema is not None:
                 input_schema = schema
@@ -150,7 +151,7 @@ class Registry(_native.Registry):
             return register(fn)
         return register
 
-    def tools(self) -> List[Dict[str, Any]]:
+    def tools(self) -> list[dict[str, Any]]:
         """Specs of all tools (dicts), sorted by name."""
         return self.specs()
 
@@ -168,6 +169,6 @@ call = _default.call
 call_async = _default.call_async
 
 
-def tools() -> List[Dict[str, Any]]:
+def tools() -> list[dict[str, Any]]:
     """Specs of every tool in the default registry, sorted by name."""
     return _default.specs()

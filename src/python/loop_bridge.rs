@@ -126,9 +126,12 @@ struct Shared {
     cancelled: AtomicBool,
 }
 
+/// What starting a coroutine needs: its factory, the reply channel, the caller's contextvars.
+type StartArgs = (MakeCoro, Reply, Option<Py<PyAny>>);
+
 #[pyclass]
 struct Starter {
-    inner: Mutex<Option<(MakeCoro, Reply, Option<Py<PyAny>>)>>,
+    inner: Mutex<Option<StartArgs>>,
     shared: Arc<Shared>,
     loop_: Py<PyAny>,
 }
