@@ -32,19 +32,7 @@ import re
 import sys
 import types
 import typing
-from typing import (
-    Any,
-    Callable,
-    Dict,
-    FrozenSet,
-    Iterator,
-    List,
-    Mapping,
-    NamedTuple,
-    Optional,
-    Set,
-    Tuple,
-)
+from typing import Any, Callable, ClassVar, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Set, Tuple
 
 try:  # optional: better Annotated / Literal / TypedDict support on old Pythons
     import typing_extensions as _te
@@ -127,12 +115,8 @@ _LIST_LIKE: FrozenSet[Any] = frozenset(
         collections.abc.Collection,
     ]
 )
-_SET_LIKE: FrozenSet[Any] = frozenset(
-    [set, frozenset, collections.abc.Set, collections.abc.MutableSet]
-)
-_MAPPING_LIKE: FrozenSet[Any] = frozenset(
-    [dict, collections.abc.Mapping, collections.abc.MutableMapping]
-)
+_SET_LIKE: FrozenSet[Any] = frozenset([set, frozenset, collections.abc.Set, collections.abc.MutableSet])
+_MAPPING_LIKE: FrozenSet[Any] = frozenset([dict, collections.abc.Mapping, collections.abc.MutableMapping])
 
 
 def _get_type_hints(obj: Any, localns: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
@@ -216,7 +200,7 @@ def _type_repr(tp: Any) -> str:
     if isinstance(tp, type):
         if tp.__module__ == "builtins":
             return tp.__qualname__
-        return "{}.{}".format(tp.__module__, tp.__qualname__)
+        return f"{tp.__module__}.{tp.__qualname__}"
     return repr(tp)
 
 
@@ -238,7 +222,7 @@ def _annotated_description(metadata: Tuple[Any, ...]) -> Optional[str]:
 class _ModernSyntaxRewriter(ast.NodeTransformer):
     """Rewrite ``A | B`` and ``list[int]`` so string annotations evaluate on 3.8 / 3.9."""
 
-    _BUILTIN_GENERICS = {
+    _BUILTIN_GENERICS: ClassVar[Dict[str, str]] = {
         "list": "List",
         "dict": "Dict",
         "set": "Set",
@@ -262,17 +246,12 @@ class _ModernSyntaxRewriter(ast.NodeTransformer):
         self.generic_visit(node)
         value = node.value
         if isinstance(value, ast.Name) and value.id in self._BUILTIN_GENERICS:
-            node.value = ast.copy_location(
-                ast.Name(id="__schema_typing__", ctx=ast.Load()), value
+            replacement = ast.Attribute(
+                value=ast.Name(id="__schema_typing__", ctx=ast.Load()),
+                attr=self._BUILTIN_GENERICS[value.id],
+                ctx=ast.Load(),
             )
-            node.value = ast.copy_location(
-                ast.Attribute(
-                    value=node.value,
-                    attr=self._BUILTIN_GENERICS[value.id],
-                    ctx=ast.Load(),
-                ),
-                value,
-            )
+            node.value = ast.copy_location(replacement, value)
         return node
 
 
@@ -280,7 +259,7 @@ def _eval_type_string(text: str, globalns: Mapping[str, Any], localns: Mapping[s
     """Evaluate a string annotation; on 3.8/3.9 also accept PEP 604 / PEP 585 syntax."""
     g = dict(globalns)
     try:
-        return eval(text, g, dict(localns))  # noqa: S307 - same as typing.get_type_hints
+        return eval(text, g, dict(localns))
     except TypeError:
         if sys.version_info >= (3, 10):
             raise
@@ -288,12 +267,13 @@ def _eval_type_string(text: str, globalns: Mapping[str, Any], localns: Mapping[s
         ast.fix_missing_locations(tree)
         g["__schema_union__"] = lambda a, b: typing.Union[a, b]
         g["__schema_typing__"] = typing
-        return eval(compile(tree, "<annotation>", "eval"), g, dict(localns))  # noqa: S307
+        return eval(compile(tree, "<annotation>", "eval"), g, dict(localns))
 
 
 def _module_globals(obj: Any) -> Dict[str, Any]:
     module = sys.modules.get(getattr(obj, "__module__", None) or "")
-    return dict(getattr(module, "__dict__", {}))
+    namespace = getattr(module, "__dict__", None)
+    return namespace if isinstance(namespace, dict) else {}
 
 
 def _function_namespaces(fn: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
@@ -356,10 +336,7 @@ def to_json_compatible(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(value)).decode("ascii")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: to_json_compatible(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-        }
+        return {f.name: to_json_compatible(getattr(value, f.name)) for f in dataclasses.fields(value)}
     value_type = type(value)
     if callable(getattr(value_type, "model_dump", None)) and callable(
         getattr(value_type, "model_json_schema", None)
@@ -373,9 +350,7 @@ def to_json_compatible(value: Any) -> Any:
             if isinstance(key, enum.Enum) and isinstance(key.value, str):
                 key = key.value
             if not isinstance(key, str):
-                raise TypeError(
-                    "cannot convert mapping key {!r} to JSON: JSON object keys are strings".format(key)
-                )
+                raise TypeError(f"cannot convert mapping key {key!r} to JSON: JSON object keys are strings")
             out[str.__str__(key)] = to_json_compatible(item)
         return out
     if isinstance(value, (list, tuple)):
@@ -383,9 +358,7 @@ def to_json_compatible(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         items = [to_json_compatible(item) for item in value]
         return sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
-    raise TypeError(
-        "cannot convert {} to a JSON-compatible value".format(_type_repr(value_type))
-    )
+    raise TypeError(f"cannot convert {_type_repr(value_type)} to a JSON-compatible value")
 
 
 def _json_default(value: Any) -> Tuple[bool, Any]:
@@ -492,9 +465,7 @@ _RETURN_TYPE_RE = re.compile(
     r"^([A-Za-z_][\w.]*(?:\[.*\])?(?:\s*\|\s*[A-Za-z_][\w.]*(?:\[.*\])?)*)\s*:\s+(.+)$"
 )
 _DASHES_RE = re.compile(r"^\s*-{3,}\s*$")
-_SPHINX_PARAM_RE = re.compile(
-    r"^:(?:param|parameter|arg|argument|key|keyword)\s+([^:]+?)\s*:\s*(.*)$"
-)
+_SPHINX_PARAM_RE = re.compile(r"^:(?:param|parameter|arg|argument|key|keyword)\s+([^:]+?)\s*:\s*(.*)$")
 _SPHINX_RETURN_RE = re.compile(r"^:returns?\s*:\s*(.*)$")
 _SPHINX_OTHER_RE = re.compile(
     r"^:(?:type\s+[^:]+|rtype|raises?(?:\s+[^:]+)?|except(?:ion)?(?:\s+[^:]+)?"
@@ -677,16 +648,21 @@ def _parse_docstring(doc: Optional[str]) -> _DocInfo:
     return _DocInfo(description, params, " ".join(returns) if returns else None)
 
 
-def _class_doc(cls: type) -> _DocInfo:
-    """Docstring info of a dataclass / TypedDict / Enum, ignoring generated docstrings."""
+def _own_class_docstring(cls: type) -> Optional[str]:
+    """The class's own docstring, ignoring the ones generated by ``@dataclass`` and ``Enum``."""
     doc = cls.__dict__.get("__doc__")
     if not isinstance(doc, str) or not doc.strip():
-        return _DocInfo("", {}, None)
+        return None
     if dataclasses.is_dataclass(cls) and doc.startswith(cls.__name__ + "("):
-        return _DocInfo("", {}, None)  # generated by @dataclass
+        return None  # generated by @dataclass
     if issubclass(cls, enum.Enum) and doc.strip() == "An enumeration.":
-        return _DocInfo("", {}, None)  # generated by Enum on 3.8 - 3.10
-    return _parse_docstring(doc)
+        return None  # generated by Enum on 3.8 - 3.10
+    return doc
+
+
+def _class_doc(cls: type) -> _DocInfo:
+    """Docstring info of a dataclass / TypedDict / Enum."""
+    return _parse_docstring(_own_class_docstring(cls))
 
 
 # ---------------------------------------------------------------------------
@@ -708,14 +684,21 @@ class _SchemaError(Exception):
     def __str__(self) -> str:
         if not self.where:
             return self.message
-        return "{} (in {})".format(self.message, " -> ".join(self.where))
+        where = " -> ".join(self.where)
+        return f"{self.message} (in {where})"
 
 
 def _local_ref_name(ref: str) -> Optional[str]:
     for prefix in ("#/$defs/", "#/definitions/"):
         if ref.startswith(prefix):
-            return ref[len(prefix):].replace("~1", "/").replace("~0", "~")
+            return ref[len(prefix) :].replace("~1", "/").replace("~0", "~")
     return None
+
+
+_RAW_VALUE_KEYWORDS = frozenset(["default", "examples", "example", "const", "enum"])
+_SCHEMA_MAP_KEYWORDS = frozenset(
+    ["properties", "patternProperties", "dependentSchemas", "$defs", "definitions"]
+)
 
 
 def _canonical(obj: Any) -> str:
@@ -741,6 +724,7 @@ class _SchemaBuilder:
         self._depth = 0
         self._namespaces: List[Tuple[Dict[str, Any], Dict[str, Any]]] = [(globalns, localns)]
         self._seen_classes: Dict[str, type] = {}
+        self._aliases: List[Any] = []  # forward references / type aliases being expanded
 
     # -- public entry -----------------------------------------------------
 
@@ -748,9 +732,7 @@ class _SchemaBuilder:
         self._depth += 1
         try:
             if self._depth > _MAX_DEPTH:
-                raise _SchemaError(
-                    "type nesting is too deep (recursive type alias?) at {}".format(_type_repr(tp))
-                )
+                raise _SchemaError(f"type nesting is too deep (recursive type alias?) at {_type_repr(tp)}")
             return self._schema(tp)
         finally:
             self._depth -= 1
@@ -759,25 +741,24 @@ class _SchemaBuilder:
 
     def _eval(self, text: str) -> Any:
         globalns, localns = self._namespaces[-1]
-        names = dict(self._seen_classes)
+        names = dict(self._namespaces[0][1])  # the tool's closure variables
+        names.update(self._seen_classes)
         names.update(localns)
         try:
             return _eval_type_string(text, globalns, names)
-        except Exception as exc:
-            raise _SchemaError(
-                "cannot resolve annotation {!r} ({}: {})".format(text, type(exc).__name__, exc)
-            ) from None
+        except Exception as exc:  # noqa: BLE001
+            raise _SchemaError(f"cannot resolve annotation {text!r} ({type(exc).__name__}: {exc})") from None
 
     def _class_hints(self, cls: type) -> Dict[str, Any]:
         try:
             return _get_type_hints(cls)
-        except Exception:
+        except Exception:  # noqa: BLE001, S110
             pass
         localns = dict(self._seen_classes)
         localns[cls.__name__] = cls
         try:
             return _get_type_hints(cls, localns=localns)
-        except Exception:
+        except Exception:  # noqa: BLE001
             return {}  # raw annotations are evaluated one by one (see _eval)
 
     def _def_name(self, key: Any, name: str) -> str:
@@ -789,7 +770,7 @@ class _SchemaBuilder:
         candidate = base
         counter = 2
         while candidate in taken:
-            candidate = "{}{}".format(base, counter)
+            candidate = f"{base}{counter}"
             counter += 1
         self._def_names[key] = candidate
         return candidate
@@ -806,7 +787,7 @@ class _SchemaBuilder:
                     return {"$ref": "#/$defs/" + ref_name}
             self._stack.append(key)
             try:
-                schema = build()
+                schema = self._build(build)
             finally:
                 self._stack.pop()
             if key in self._recursive:
@@ -818,11 +799,19 @@ class _SchemaBuilder:
         if ref_name not in self.defs:
             self.defs[ref_name] = {}  # placeholder: keeps order, stops recursion
             try:
-                self.defs[ref_name] = build()
+                self.defs[ref_name] = self._build(build)
             except BaseException:
                 del self.defs[ref_name]
                 raise
         return {"$ref": "#/$defs/" + ref_name}
+
+    def _build(self, build: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+        """Build a named type's schema; alias recursion is tracked per named type."""
+        aliases, self._aliases = self._aliases, []
+        try:
+            return build()
+        finally:
+            self._aliases = aliases
 
     def _push_class_namespace(self, cls: type) -> None:
         self._seen_classes.setdefault(cls.__name__, cls)
@@ -830,11 +819,24 @@ class _SchemaBuilder:
 
     # -- dispatch ----------------------------------------------------------
 
+    def _expand_alias(self, key: Any, label: str, target: Callable[[], Any]) -> Dict[str, Any]:
+        """Schema of a forward reference / type alias, rejecting recursive aliases."""
+        if key in self._aliases:
+            raise _SchemaError(f"cannot derive JSON Schema for the recursive type alias {label}")
+        resolved = target()
+        self._aliases.append(key)
+        try:
+            return self.schema(resolved)
+        finally:
+            self._aliases.pop()
+
     def _schema(self, tp: Any) -> Dict[str, Any]:
-        if isinstance(tp, str):
-            tp = self._eval(tp)
-        elif isinstance(tp, typing.ForwardRef):
-            tp = self._eval(tp.__forward_arg__)
+        if isinstance(tp, (str, typing.ForwardRef)):
+            text = tp if isinstance(tp, str) else tp.__forward_arg__
+            key = (text, id(self._namespaces[-1][0]))
+            return self._expand_alias(key, repr(text), lambda: self._eval(text))
+        if _is_type_alias(tp):
+            return self._expand_alias(tp, repr(tp), lambda: tp.__value__)
         if _is_any(tp):
             return {}
         if _is_none(tp):
@@ -854,11 +856,9 @@ class _SchemaBuilder:
         supertype = getattr(tp, "__supertype__", None)
         if supertype is not None and callable(tp):  # typing.NewType
             return self.schema(supertype)
-        if _is_type_alias(tp):
-            return self.schema(tp.__value__)
         if isinstance(tp, type):
             return self._class(tp)
-        raise _SchemaError("cannot derive JSON Schema for {}".format(_type_repr(tp)))
+        raise _SchemaError(f"cannot derive JSON Schema for {_type_repr(tp)}")
 
     def _generic(self, tp: Any, origin: Any, args: Tuple[Any, ...]) -> Dict[str, Any]:
         if _is_union_origin(origin):
@@ -884,11 +884,12 @@ class _SchemaBuilder:
             or _is_pydantic_v1(origin)
         ):
             return self._class(origin)  # generic user class: type parameters become {}
-        raise _SchemaError("cannot derive JSON Schema for {}".format(_type_repr(tp)))
+        raise _SchemaError(f"cannot derive JSON Schema for {_type_repr(tp)}")
 
     def _union(self, args: Tuple[Any, ...]) -> Dict[str, Any]:
         branches = [self.schema(a) for a in args if not _is_none(a)]
-        if any(_is_none(a) for a in args):
+        # (Python < 3.11 wraps `x: Annotated[Optional[int], ...] = None` in another Optional.)
+        if any(_is_none(a) for a in args) and not any(_allows_null(b) for b in branches):
             branches.append({"type": "null"})
         if len(branches) == 1:
             return branches[0]
@@ -906,7 +907,7 @@ class _SchemaBuilder:
         try:
             enum_values = [to_json_compatible(v) for v in values]
         except TypeError as exc:
-            raise _SchemaError("cannot derive JSON Schema for Literal: {}".format(exc)) from None
+            raise _SchemaError(f"cannot derive JSON Schema for Literal: {exc}") from None
         schema: Dict[str, Any] = {"enum": enum_values}
         kind = _uniform_json_type(enum_values)
         if kind is not None:
@@ -950,7 +951,7 @@ class _SchemaBuilder:
         bare = _strip_annotated(key)
         while getattr(bare, "__supertype__", None) is not None:
             bare = _strip_annotated(bare.__supertype__)
-        if isinstance(bare, str) or isinstance(bare, typing.ForwardRef):
+        if isinstance(bare, (str, typing.ForwardRef)):
             bare = self._eval(bare if isinstance(bare, str) else bare.__forward_arg__)
         if _is_any(bare):
             return None
@@ -963,9 +964,8 @@ class _SchemaBuilder:
             if literal.get("type") == "string":
                 return {"enum": literal["enum"]}
         raise _SchemaError(
-            "cannot derive JSON Schema for a mapping with {} keys: JSON object keys are strings".format(
-                _type_repr(key)
-            )
+            f"cannot derive JSON Schema for a mapping with {_type_repr(key)} keys: "
+            "JSON object keys are strings"
         )
 
     def _class(self, tp: type) -> Dict[str, Any]:
@@ -993,18 +993,16 @@ class _SchemaBuilder:
             return {"type": "array"}
         if tp in _MAPPING_LIKE or (issubclass(tp, dict) and not _is_typeddict(tp)):
             return {"type": "object"}
-        raise _SchemaError("cannot derive JSON Schema for {}".format(_type_repr(tp)))
+        raise _SchemaError(f"cannot derive JSON Schema for {_type_repr(tp)}")
 
     # -- named types -------------------------------------------------------
 
     def _enum(self, cls: type) -> Dict[str, Any]:
         def build() -> Dict[str, Any]:
             try:
-                values = [to_json_compatible(m.value) for m in cls]  # type: ignore[var-annotated]
+                values = [to_json_compatible(m.value) for m in cls]
             except TypeError as exc:
-                raise _SchemaError(
-                    "cannot derive JSON Schema for {}: {}".format(_type_repr(cls), exc)
-                ) from None
+                raise _SchemaError(f"cannot derive JSON Schema for {_type_repr(cls)}: {exc}") from None
             schema: Dict[str, Any] = {"title": cls.__name__}
             description = _class_doc(cls).description
             if description:
@@ -1032,7 +1030,7 @@ class _SchemaBuilder:
                     try:
                         schema = dict(self.schema(tp))
                     except _SchemaError as exc:
-                        raise exc.nested("{}.{}".format(cls.__name__, field.name)) from None
+                        raise exc.nested(f"{cls.__name__}.{field.name}") from None
                     meta_desc = field.metadata.get("description") if field.metadata else None
                     description = meta_desc if isinstance(meta_desc, str) else None
                     schema = _set_description(schema, description or doc.params.get(field.name))
@@ -1080,7 +1078,7 @@ class _SchemaBuilder:
                     try:
                         schema = dict(self.schema(tp))
                     except _SchemaError as exc:
-                        raise exc.nested("{}.{}".format(cls.__name__, name)) from None
+                        raise exc.nested(f"{cls.__name__}.{name}") from None
                     properties[name] = _set_description(schema, doc.params.get(name))
             finally:
                 self._namespaces.pop()
@@ -1125,8 +1123,10 @@ class _SchemaBuilder:
             return node
         out: Dict[str, Any] = {}
         for key, value in node.items():
-            if key in ("default", "examples", "const", "enum", "example"):
+            if key in _RAW_VALUE_KEYWORDS:
                 out[key] = value
+            elif key in _SCHEMA_MAP_KEYWORDS and isinstance(value, dict):
+                out[key] = {name: self._resolve(sub, local_defs) for name, sub in value.items()}
             elif key != "$ref":
                 out[key] = self._resolve(value, local_defs)
         ref = node.get("$ref")
@@ -1183,6 +1183,7 @@ class _ToolInfo(NamedTuple):
     globalns: Dict[str, Any]
     localns: Dict[str, Any]
     is_async: bool
+    return_annotation: Any
 
 
 def _iscoroutinefunction(fn: Any) -> bool:
@@ -1193,7 +1194,7 @@ def _iscoroutinefunction(fn: Any) -> bool:
 
 def _inspect_tool(fn: Any) -> _ToolInfo:
     if not callable(fn):
-        raise TypeError("tool {!r} is not callable".format(fn))
+        raise TypeError(f"tool {fn!r} is not callable")
     bound: Set[str] = set()
     target = fn
     while isinstance(target, functools.partial):
@@ -1202,7 +1203,7 @@ def _inspect_tool(fn: Any) -> _ToolInfo:
     if inspect.isclass(target):
         name = target.__name__
         hint_target: Any = target.__init__
-        doc = inspect.getdoc(target)
+        doc = _own_class_docstring(target)
         is_async = False
     elif inspect.isroutine(target):
         name = getattr(target, "__name__", None) or repr(target)
@@ -1218,14 +1219,18 @@ def _inspect_tool(fn: Any) -> _ToolInfo:
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError) as exc:
-        raise TypeError("cannot inspect the signature of tool {!r}: {}".format(name, exc)) from None
+        raise TypeError(f"cannot inspect the signature of tool {name!r}: {exc}") from None
     try:
         hints = _get_type_hints(hint_target)
-    except Exception:
+    except Exception:  # noqa: BLE001
         hints = {}  # resolved per parameter below, with clear errors
+    return_annotation = signature.return_annotation
+    if inspect.isclass(target):  # __init__ returns None; calling the class returns an instance
+        hints.pop("return", None)
+        return_annotation = _EMPTY
     globalns, localns = _function_namespaces(hint_target)
     return _ToolInfo(
-        name, signature, hints, doc, frozenset(bound), globalns, localns, is_async
+        name, signature, hints, doc, frozenset(bound), globalns, localns, is_async, return_annotation
     )
 
 
@@ -1235,8 +1240,8 @@ def _annotation(info: _ToolInfo, name: str, raw: Any) -> Any:
     if isinstance(annotation, str):
         try:
             return _eval_type_string(annotation, info.globalns, info.localns)
-        except Exception as exc:
-            return _Unresolved(annotation, "{}: {}".format(type(exc).__name__, exc))
+        except Exception as exc:  # noqa: BLE001
+            return _Unresolved(annotation, f"{type(exc).__name__}: {exc}")
     return annotation
 
 
@@ -1249,11 +1254,12 @@ def _is_context_annotation(annotation: Any, context_types: Tuple[type, ...]) -> 
         if match:
             text = match.group(1).strip()
         text = re.sub(r"^None\s*\|\s*|\s*\|\s*None$", "", text).strip("'\" ")
+        text = re.sub(r"\[.*\]$", "", text)  # RunContext[Deps] -> RunContext
         for ctx in context_types:
             names = {
                 getattr(ctx, "__name__", None),
                 getattr(ctx, "__qualname__", None),
-                "{}.{}".format(getattr(ctx, "__module__", ""), getattr(ctx, "__qualname__", "")),
+                f"{getattr(ctx, '__module__', '')}.{getattr(ctx, '__qualname__', '')}",
             }
             if text in names or text.endswith("." + str(getattr(ctx, "__name__", ""))):
                 return True
@@ -1264,6 +1270,9 @@ def _is_context_annotation(annotation: Any, context_types: Tuple[type, ...]) -> 
         if len(members) != 1:
             return False
         tp = _strip_annotated(members[0])
+    origin = _get_origin(tp)
+    if isinstance(origin, type):  # a parameterized generic context such as Context[Deps]
+        tp = origin
     for ctx in context_types:
         if tp is ctx:
             return True
@@ -1286,16 +1295,20 @@ def derive_tool_schema(
     """Derive the tool description and JSON Schemas (draft 2020-12) of a callable.
 
     ``fn`` may be a plain or ``async`` function, a bound method, a
-    :func:`functools.partial` (keywords it binds are left out of the schema)
-    or a callable object (its ``__call__`` is inspected).  String / forward
-    annotations (``from __future__ import annotations``) are resolved.
+    :func:`functools.partial` (keywords it binds are left out of the schema),
+    a callable object (its ``__call__`` is inspected) or a class (its
+    constructor; no output schema).  String / forward annotations
+    (``from __future__ import annotations``) are resolved; on 3.8 / 3.9 string
+    annotations may also use ``X | None`` and ``list[int]``.
 
     The input schema is ``{"type": "object", "properties": ..., "required":
     [...], "additionalProperties": false}``: ``required`` lists parameters
     without defaults (omitted when empty); a ``**kwargs`` parameter makes
     ``additionalProperties`` ``true`` (or the schema of its annotation);
-    defaults are included when they are JSON-compatible, and a ``None``
-    default makes the property nullable.  Per-parameter descriptions come
+    positional-only parameters with a default are left out (they cannot be
+    passed by keyword); defaults are included when they are JSON-compatible,
+    and a ``None`` default makes the property nullable (on every Python
+    version, as ``typing.get_type_hints`` does before 3.11).  Per-parameter descriptions come
     from ``Annotated[T, "text"]`` (or metadata with a ``.description``) and
     from Google (``Args:``), NumPy (``Parameters`` / ``----------``) or Sphinx
     (``:param x:``) docstring sections; the ``Returns`` text becomes the
@@ -1325,9 +1338,9 @@ def derive_tool_schema(
     Raises:
         TypeError: ``fn`` has a ``*args`` parameter, a positional-only
             parameter without default, more than one context parameter, an
-            annotation that cannot be resolved, or a type with no JSON Schema
-            (e.g. ``datetime``, or a ``dict`` with non-``str`` keys); the
-            message names the tool and the parameter.
+            annotation that cannot be resolved, a recursive type alias, or a
+            type with no JSON Schema (e.g. ``datetime``, or a ``dict`` with
+            non-``str`` keys); the message names the tool and the parameter.
     """
     info = _inspect_tool(fn)
     tool = info.name
@@ -1343,36 +1356,34 @@ def derive_tool_schema(
             continue
         if param.kind is inspect.Parameter.VAR_POSITIONAL:
             raise TypeError(
-                "parameter '*{}' of tool {!r} is not supported: tools are called with "
-                "keyword arguments only".format(param.name, tool)
+                f"parameter '*{param.name}' of tool {tool!r} is not supported: tools are called with "
+                "keyword arguments only"
             )
         if param.kind is inspect.Parameter.POSITIONAL_ONLY:
             if param.default is _EMPTY:
                 raise TypeError(
-                    "parameter {!r} of tool {!r} is positional-only and has no default: "
-                    "tools are called with keyword arguments only".format(param.name, tool)
+                    f"parameter {param.name!r} of tool {tool!r} is positional-only and has no default: "
+                    "tools are called with keyword arguments only"
                 )
             continue  # cannot be passed by keyword; its default is always used
         annotation = _annotation(info, param.name, param.annotation)
         if _is_context_annotation(annotation, context_types):
             if context_param is not None:
                 raise TypeError(
-                    "tool {!r} has more than one context parameter ({!r} and {!r})".format(
-                        tool, context_param, param.name
-                    )
+                    f"tool {tool!r} has more than one context parameter "
+                    f"({context_param!r} and {param.name!r})"
                 )
             context_param = param.name
             continue
         if isinstance(annotation, _Unresolved):
             raise TypeError(
-                "parameter {!r} of tool {!r}: cannot resolve annotation {!r} ({})".format(
-                    param.name, tool, annotation.text, annotation.error
-                )
+                f"parameter {param.name!r} of tool {tool!r}: "
+                f"cannot resolve annotation {annotation.text!r} ({annotation.error})"
             )
         try:
             schema = dict(builder.schema(annotation))
         except _SchemaError as exc:
-            raise TypeError("parameter {!r} of tool {!r}: {}".format(param.name, tool, exc)) from None
+            raise TypeError(f"parameter {param.name!r} of tool {tool!r}: {exc}") from None
         if param.kind is inspect.Parameter.VAR_KEYWORD:
             additional = schema if schema else True
             continue
@@ -1390,20 +1401,19 @@ def derive_tool_schema(
         input_schema["$defs"] = builder.defs
 
     output_schema: Optional[Dict[str, Any]] = None
-    return_annotation = info.signature.return_annotation
+    return_annotation = info.return_annotation
     if return_annotation is not _EMPTY or "return" in info.hints:
         resolved = _annotation(info, "return", return_annotation)
         if isinstance(resolved, _Unresolved):
             raise TypeError(
-                "return value of tool {!r}: cannot resolve annotation {!r} ({})".format(
-                    tool, resolved.text, resolved.error
-                )
+                f"return value of tool {tool!r}: "
+                f"cannot resolve annotation {resolved.text!r} ({resolved.error})"
             )
         out_builder = _SchemaBuilder(inline_refs, "serialization", info.globalns, info.localns)
         try:
             output_schema = dict(out_builder.schema(resolved))
         except _SchemaError as exc:
-            raise TypeError("return value of tool {!r}: {}".format(tool, exc)) from None
+            raise TypeError(f"return value of tool {tool!r}: {exc}") from None
         if doc.returns:
             output_schema["description"] = doc.returns
         if out_builder.defs:
@@ -1427,9 +1437,6 @@ _Converter = Callable[[Any], Any]
 
 class _Mismatch(Exception):
     """Internal: the value does not have the shape this converter handles."""
-
-
-_MISMATCH = _Mismatch()
 
 
 class _CoerceError(ValueError):
@@ -1464,6 +1471,7 @@ class _ConverterBuilder:
         self._cache: Dict[type, Optional[_Converter]] = {}
         self._namespaces: List[Tuple[Dict[str, Any], Dict[str, Any]]] = [(globalns, localns)]
         self._depth = 0
+        self._aliases: List[Any] = []
 
     def converter(self, tp: Any) -> Optional[_Converter]:
         self._depth += 1
@@ -1471,23 +1479,25 @@ class _ConverterBuilder:
             if self._depth > _MAX_DEPTH:
                 return None
             return self._converter(tp)
-        except Exception:
+        except Exception:  # noqa: BLE001
             return None  # anything we cannot understand is passed through unchanged
         finally:
             self._depth -= 1
 
     def _eval(self, text: str) -> Any:
         globalns, localns = self._namespaces[-1]
-        return _eval_type_string(text, globalns, localns)
+        names = dict(self._namespaces[0][1])  # the tool's closure variables
+        names.update(localns)
+        return _eval_type_string(text, globalns, names)
 
     def _class_hints(self, cls: type) -> Dict[str, Any]:
         try:
             return _get_type_hints(cls)
-        except Exception:
+        except Exception:  # noqa: BLE001, S110
             pass
         try:
             return _get_type_hints(cls, localns={cls.__name__: cls})
-        except Exception:
+        except Exception:  # noqa: BLE001
             return {}
 
     @staticmethod
@@ -1498,11 +1508,22 @@ class _ConverterBuilder:
 
         return lazy
 
+    def _expand_alias(self, key: Any, target: Callable[[], Any]) -> Optional[_Converter]:
+        if key in self._aliases:
+            return None  # recursive type alias: such values are left as they are
+        resolved = target()
+        self._aliases.append(key)
+        try:
+            return self.converter(resolved)
+        finally:
+            self._aliases.pop()
+
     def _converter(self, tp: Any) -> Optional[_Converter]:
-        if isinstance(tp, str):
-            tp = self._eval(tp)
-        elif isinstance(tp, typing.ForwardRef):
-            tp = self._eval(tp.__forward_arg__)
+        if isinstance(tp, (str, typing.ForwardRef)):
+            text = tp if isinstance(tp, str) else tp.__forward_arg__
+            return self._expand_alias((text, id(self._namespaces[-1][0])), lambda: self._eval(text))
+        if _is_type_alias(tp):
+            return self._expand_alias(tp, lambda: tp.__value__)
         if _is_any(tp) or _is_none(tp):
             return None
         if _is_annotated(tp):
@@ -1531,8 +1552,6 @@ class _ConverterBuilder:
         supertype = getattr(tp, "__supertype__", None)
         if supertype is not None and callable(tp):
             return self.converter(supertype)
-        if _is_type_alias(tp):
-            return self.converter(tp.__value__)
         if isinstance(tp, type):
             return self._class(tp)
         return None
@@ -1559,9 +1578,12 @@ class _ConverterBuilder:
         converters = [c for c in (self.converter(m) for m in members) if c is not None]
         if not converters:
             return None
-        leaf_types = tuple(
-            m for m in (_strip_annotated(m) for m in members) if isinstance(m, type)
-        ) + (_NONE_TYPE,)
+        # A member that needs no conversion (str, Literal, Dict[str, Any], ...) may accept the
+        # value as it is: then a failed conversion leaves the value alone instead of raising.
+        lenient = len(converters) < len(members)
+        leaf_types = tuple(m for m in (_strip_annotated(m) for m in members) if _usable_in_isinstance(m)) + (
+            _NONE_TYPE,
+        )
         literal_values: List[Any] = []
         for member in members:
             bare = _strip_annotated(member)
@@ -1583,9 +1605,9 @@ class _ConverterBuilder:
                 except _CoerceError as exc:
                     if first_error is None:
                         first_error = exc
-            if first_error is not None:
+            if first_error is not None and not lenient:
                 raise first_error
-            raise _MISMATCH
+            raise _Mismatch
 
         return convert_union
 
@@ -1596,8 +1618,8 @@ class _ConverterBuilder:
 
         def convert_sequence(value: Any) -> Any:
             if not isinstance(value, (list, tuple)):
-                raise _MISMATCH
-            new = [_apply(item_conv, x, "[{}]".format(i)) for i, x in enumerate(value)]
+                raise _Mismatch
+            new = [_apply(item_conv, x, f"[{i}]") for i, x in enumerate(value)]
             if _same_items(new, value):
                 return value
             return new if isinstance(value, list) else tuple(new)
@@ -1611,10 +1633,10 @@ class _ConverterBuilder:
             if isinstance(value, (set, frozenset)):
                 return value
             if not isinstance(value, (list, tuple)):
-                raise _MISMATCH
+                raise _Mismatch
             items = value
             if item_conv is not None:
-                items = [_apply(item_conv, x, "[{}]".format(i)) for i, x in enumerate(value)]
+                items = [_apply(item_conv, x, f"[{i}]") for i, x in enumerate(value)]
             try:
                 return target(items)
             except TypeError as exc:
@@ -1636,7 +1658,7 @@ class _ConverterBuilder:
 
         def convert_tuple(value: Any) -> Any:
             if not isinstance(value, (list, tuple)):
-                raise _MISMATCH
+                raise _Mismatch
             if item_conv is None and positional is None:
                 return value if isinstance(value, tuple) else tuple(value)
             new: List[Any] = []
@@ -1644,7 +1666,7 @@ class _ConverterBuilder:
                 conv = item_conv
                 if positional is not None:
                     conv = positional[i] if i < len(positional) else None
-                new.append(_apply(conv, x, "[{}]".format(i)) if conv is not None else x)
+                new.append(_apply(conv, x, f"[{i}]") if conv is not None else x)
             if isinstance(value, tuple) and _same_items(new, value):
                 return value
             return tuple(new)
@@ -1658,8 +1680,8 @@ class _ConverterBuilder:
 
         def convert_mapping(value: Any) -> Any:
             if not isinstance(value, dict):
-                raise _MISMATCH
-            new = {k: _apply(value_conv, v, "[{!r}]".format(k)) for k, v in value.items()}
+                raise _Mismatch
+            new = {k: _apply(value_conv, v, f"[{k!r}]") for k, v in value.items()}
             if _same_items(list(new.values()), list(value.values())):
                 return value
             return new
@@ -1675,6 +1697,7 @@ class _ConverterBuilder:
         self._cache[cls] = self._lazy(holder)  # recursion: resolved when called
         hints = self._class_hints(cls)
         self._namespaces.append((_module_globals(cls), {cls.__name__: cls}))
+        aliases, self._aliases = self._aliases, []
         try:
             field_convs: List[Tuple[str, _Converter]] = []
             for field in dataclasses.fields(cls):
@@ -1685,6 +1708,7 @@ class _ConverterBuilder:
                     field_convs.append((field.name, conv))
         finally:
             self._namespaces.pop()
+            self._aliases = aliases
         convs = tuple(field_convs)
         name = cls.__name__
 
@@ -1692,7 +1716,7 @@ class _ConverterBuilder:
             if isinstance(value, cls):
                 return value
             if not isinstance(value, dict):
-                raise _MISMATCH
+                raise _Mismatch
             kwargs = dict(value)
             for field_name, conv in convs:
                 if field_name in kwargs:
@@ -1700,7 +1724,7 @@ class _ConverterBuilder:
             try:
                 return cls(**kwargs)
             except (TypeError, ValueError) as exc:
-                raise _CoerceError("cannot build {}: {}".format(name, exc), exc) from None
+                raise _CoerceError(f"cannot build {name}: {exc}", exc) from None
 
         holder.append(convert_dataclass)
         self._cache[cls] = convert_dataclass
@@ -1713,6 +1737,7 @@ class _ConverterBuilder:
         self._cache[cls] = self._lazy(holder)
         hints = self._class_hints(cls) or dict(getattr(cls, "__annotations__", {}))
         self._namespaces.append((_module_globals(cls), {cls.__name__: cls}))
+        aliases, self._aliases = self._aliases, []
         try:
             field_convs = [
                 (key, conv)
@@ -1721,6 +1746,7 @@ class _ConverterBuilder:
             ]
         finally:
             self._namespaces.pop()
+            self._aliases = aliases
         if not field_convs:
             holder.append(None)
             self._cache[cls] = None
@@ -1729,7 +1755,7 @@ class _ConverterBuilder:
 
         def convert_typeddict(value: Any) -> Any:
             if not isinstance(value, dict):
-                raise _MISMATCH
+                raise _Mismatch
             new = dict(value)
             changed = False
             for key, conv in convs:
@@ -1745,13 +1771,24 @@ class _ConverterBuilder:
         return convert_typeddict
 
 
+def _usable_in_isinstance(tp: Any) -> bool:
+    """Plain classes only (not Any, TypedDicts, parameterized generics, protocols)."""
+    if not isinstance(tp, type) or _is_any(tp) or _get_origin(tp) is not None:
+        return False
+    try:
+        isinstance(None, tp)
+    except TypeError:
+        return False
+    return True
+
+
 def _enum_converter(cls: type) -> _Converter:
     def convert_enum(value: Any) -> Any:
         if isinstance(value, cls):
             return value
         try:
             return cls(value)
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             raise _CoerceError(str(exc), exc) from None
 
     return convert_enum
@@ -1762,7 +1799,7 @@ def _bytes_converter(target: type) -> _Converter:
         if isinstance(value, (bytes, bytearray, memoryview)):
             return value
         if not isinstance(value, str):
-            raise _MISMATCH
+            raise _Mismatch
         text = "".join(value.split())
         text += "=" * (-len(text) % 4)
         try:
@@ -1771,7 +1808,7 @@ def _bytes_converter(target: type) -> _Converter:
             try:
                 data = base64.b64decode(text, altchars=b"-_", validate=True)
             except (binascii.Error, ValueError) as exc:
-                raise _CoerceError("invalid base64 data ({})".format(exc), exc) from None
+                raise _CoerceError(f"invalid base64 data ({exc})", exc) from None
         return data if target is bytes else target(data)
 
     return convert_bytes
@@ -1787,14 +1824,15 @@ def _pydantic_converter(cls: type) -> _Converter:
         try:
             return validate(value)
         except (TypeError, ValueError) as exc:
-            raise _CoerceError("invalid {}: {}".format(name, exc), exc) from None
+            raise _CoerceError(f"invalid {name}: {exc}", exc) from None
 
     return convert_model
 
 
 def _coercion_error(param: str, exc: _CoerceError) -> ValueError:
-    path = "".join(exc.path)
-    return ValueError("parameter {!r}{}: {}".format(param, path, exc.reason))
+    if exc.path:
+        return ValueError(f"parameter {param!r} (at {param}{''.join(exc.path)}): {exc.reason}")
+    return ValueError(f"parameter {param!r}: {exc.reason}")
 
 
 def make_coercer(
@@ -1811,7 +1849,7 @@ def make_coercer(
     * ``Enum`` parameters given as values become members (``Enum(value)``);
     * dataclass parameters given as dicts are constructed, recursively
       converting nested dataclass / Enum / bytes / tuple fields and
-      ``list[...]`` / ``dict[str, ...]`` / ``Optional[...]`` / ``Union[...]``
+      ``List[...]`` / ``Dict[str, ...]`` / ``Optional[...]`` / ``Union[...]``
       of those (TypedDict values are converted the same way);
     * ``tuple`` parameters given as lists become tuples, ``set`` / ``frozenset``
       parameters given as lists become sets;
@@ -1864,16 +1902,3 @@ def make_coercer(
         return out
 
     return coerce
-
-
-def _iter_schema_refs(schema: Any) -> Iterator[str]:  # pragma: no cover - debugging aid
-    """Yield every ``$ref`` in a schema (handy when inspecting generated schemas)."""
-    if isinstance(schema, dict):
-        for key, value in schema.items():
-            if key == "$ref" and isinstance(value, str):
-                yield value
-            else:
-                yield from _iter_schema_refs(value)
-    elif isinstance(schema, list):
-        for item in schema:
-            yield from _iter_schema_refs(item)
