@@ -57,6 +57,7 @@ def _namespace() -> Dict[str, Any]:
         "noop": noop,
         "echo_int": echo_int,
         "_bare_noop": _native._bare_noop,
+        "_bare_detach": _native._bare_detach,
         "call": agent_runtime.call,
         "call_async": agent_runtime.call_async,
         "_bench_future_into_py": _native._bench_future_into_py,
@@ -69,6 +70,7 @@ def _sync_rows(quick: bool) -> Dict[str, Row]:
         Case("loop", "pass", ns),
         Case("A", "noop()", ns),
         Case("B", "_bare_noop()", ns),
+        Case("B2", "_bare_detach()", ns),
         Case("diag", 'call("diag.noop")', ns),
         Case("bench", 'call("bench.noop")', ns),
         Case("D", "echo_int(x=1)", ns),
@@ -83,6 +85,12 @@ def _sync_rows(quick: bool) -> Dict[str, Row]:
         "loop": row("loop", "timing-loop overhead (`pass`), included in every Python row"),
         "A": row("A", "direct Python call noop()", tag="A"),
         "B": row("B", "bare PyO3 call _native._bare_noop()", tag="B"),
+        "B2": row(
+            "B2",
+            "bare PyO3 call that releases the GIL _native._bare_detach()",
+            tag="B2",
+            note="the floor for any call that runs Rust work without the GIL",
+        ),
         "D": row("D", "direct Python call echo_int(x=1)", tag="D"),
     }
     out["diag"] = row("diag", 'call("diag.noop") \u2014 Rust noop tool', target=Target(2, "ratio")).relate(
@@ -221,6 +229,7 @@ def run(quick: bool) -> List[Row]:
         s["loop"],
         s["A"],
         s["B"],
+        s["B2"],
         s["diag"],
         s["bench"],
         s["D"],

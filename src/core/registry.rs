@@ -4,8 +4,9 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
+use arc_swap::ArcSwap;
 use futures::FutureExt;
-use parking_lot::RwLock;
+use parking_lot::Mutex;
 use rustc_hash::FxHashMap as HashMap;
 use serde_json::Value;
 
@@ -128,10 +129,21 @@ pub fn next_call_id() -> u64 {
     CALL_IDS.fetch_add(1, Ordering::Relaxed)
 }
 
+type Map = HashMap<String, Arc<Registered>>;
+
 /// A set of tools by name. Cloning is cheap and shares the set.
+///
+/// Lookups read an immutable snapshot (no lock, no contention between calling threads);
+/// changes copy the map and swap it in, serialized by `write`.
 #[derive(Clone, Default)]
 pub struct Registry {
-    tools: Arc<RwLock<HashMap<String, Arc<Registered>>>>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    tools: ArcSwap<Map>,
+    write: Mutex<()>,
 }
 
 static GLOBAL: LazyLock<Registry> = LazyLock::new(Registry::new);
@@ -169,35 +181,46 @@ impl Registry {
 
     pub fn register_arc(&self, tool: Arc<dyn Tool>) -> Result<()> {
         let e = Self::entry(tool)?;
-        let mut w = self.tools.write();
-        if w.contains_key(e.name()) {
-            return Err(Error::Registration(format!(
-                "a tool named '{}' is already registered",
-                e.name()
-            )));
-        }
-        w.insert(e.name().to_string(), e);
-        Ok(())
+        self.update(|m| {
+            if m.contains_key(e.name()) {
+                return Err(Error::Registration(format!(
+                    "a tool named '{}' is already registered",
+                    e.name()
+                )));
+            }
+            m.insert(e.name().to_string(), e);
+            Ok(())
+        })
+    }
+
+    /// Apply `f` to a copy of the map and publish it if `f` succeeds.
+    fn update<R>(&self, f: impl FnOnce(&mut Map) -> Result<R>) -> Result<R> {
+        let _w = self.inner.write.lock();
+        let mut m: Map = (**self.inner.tools.load()).clone();
+        let r = f(&mut m)?;
+        self.inner.tools.store(Arc::new(m));
+        Ok(r)
     }
 
     /// Add or replace a tool, returning the spec of the one replaced.
     pub fn replace(&self, tool: Arc<dyn Tool>) -> Result<Option<ToolSpec>> {
         let e = Self::entry(tool)?;
-        let old = self.tools.write().insert(e.name().to_string(), e);
+        let old = self.update(|m| Ok(m.insert(e.name().to_string(), e)))?;
         Ok(old.map(|o| o.spec().clone()))
     }
 
     /// Remove a tool; `true` if it was there.
     pub fn unregister(&self, name: &str) -> bool {
-        self.tools.write().remove(name).is_some()
+        self.update(|m| Ok(m.remove(name).is_some()))
+            .unwrap_or(false)
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.tools.read().contains_key(name)
+        self.inner.tools.load().contains_key(name)
     }
 
     pub fn len(&self) -> usize {
-        self.tools.read().len()
+        self.inner.tools.load().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -206,7 +229,7 @@ impl Registry {
 
     /// Look a tool up; `NotFound` suggests close names.
     pub fn get(&self, name: &str) -> Result<Arc<Registered>> {
-        let r = self.tools.read();
+        let r = self.inner.tools.load();
         match r.get(name) {
             Some(e) => Ok(e.clone()),
             None => Err(Error::NotFound {
@@ -219,8 +242,9 @@ impl Registry {
     /// Specs of all tools, sorted by name.
     pub fn specs(&self) -> Vec<ToolSpec> {
         let mut v: Vec<ToolSpec> = self
+            .inner
             .tools
-            .read()
+            .load()
             .values()
             .map(|e| e.spec().clone())
             .collect();

@@ -69,21 +69,56 @@ pub fn handle() -> Handle {
     let rt = Arc::new(build());
     let h = rt.handle().clone();
     *w = Some(State { generation, rt });
+    EPOCH.fetch_add(1, Ordering::AcqRel);
     h
 }
 
 /// Run a future to completion on the current thread, inside the runtime's context (so it may
 /// use tokio timers and spawn). Cheap when the future is ready at once.
 pub fn block_on<F: Future>(f: F) -> F::Output {
-    let h = handle();
+    let h = cached_handle();
     let _g = h.enter();
+    let mut f = std::pin::pin!(f);
+    // Most tool futures are ready at once: skip the parking executor's set-up for them. Futures
+    // re-register their waker on every poll, so polling first with a no-op waker is sound.
+    if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut std::task::Context::from_waker(
+        futures::task::noop_waker_ref(),
+    )) {
+        return v;
+    }
     futures::executor::block_on(f)
+}
+
+/// Changes whenever a runtime is started or shut down, invalidating per-thread caches.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static CACHED: std::cell::RefCell<Option<(u64, u64, Handle)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// [`handle`] without the global lock on the hot path: each thread caches the handle of the
+/// current runtime.
+pub fn cached_handle() -> Handle {
+    let generation = fork_generation();
+    let epoch = EPOCH.load(Ordering::Acquire);
+    let hit = CACHED.with(|c| match c.borrow().as_ref() {
+        Some((g, e, h)) if *g == generation && *e == epoch => Some(h.clone()),
+        _ => None,
+    });
+    if let Some(h) = hit {
+        return h;
+    }
+    let h = handle();
+    let epoch = EPOCH.load(Ordering::Acquire);
+    CACHED.with(|c| *c.borrow_mut() = Some((generation, epoch, h.clone())));
+    h
 }
 
 /// Stop the runtime: cancel its tasks and wait up to `timeout` for worker threads. The next use
 /// starts a fresh one.
 pub fn shutdown(timeout: Duration) {
     let old = STATE.write().take();
+    EPOCH.fetch_add(1, Ordering::AcqRel);
     if let Some(s) = old {
         if s.generation != fork_generation() {
             std::mem::forget(s.rt);

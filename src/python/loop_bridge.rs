@@ -152,21 +152,24 @@ impl Starter {
                 return Ok(());
             }
         };
-        let lp = self.loop_.bind(py);
-        // Creating the task inside the caller's context makes its contextvars visible.
-        let task = match context {
-            Some(ctx) => ctx
-                .bind(py)
-                .call_method0("copy")?
-                .call_method1("run", (lp.getattr("create_task")?, coro))?,
-            None => lp.call_method1("create_task", (coro,))?,
+        let done = Done {
+            tx: Mutex::new(Some(tx)),
         };
-        task.call_method1(
-            "add_done_callback",
-            (Done {
-                tx: Mutex::new(Some(tx)),
-            },),
-        )?;
+        let task = match create_task(py, self.loop_.bind(py), coro, context) {
+            Ok(t) => t,
+            Err(e) => {
+                if let Some(tx) = done.tx.lock().take() {
+                    let _ = tx.send(Err(from_pyerr(py, e)));
+                }
+                return Ok(());
+            }
+        };
+        if task.call_method0("done")?.is_truthy()? {
+            // Finished during its eager first step: reply without another loop iteration.
+            done.__call__(py, &task);
+            return Ok(());
+        }
+        task.call_method1("add_done_callback", (done,))?;
         let mut slot = self.shared.task.lock();
         if self.shared.cancelled.load(Ordering::Acquire) {
             drop(slot);
@@ -175,6 +178,35 @@ impl Starter {
             *slot = Some(task.unbind());
         }
         Ok(())
+    }
+}
+
+/// Start `coro` as a task on `lp` inside (a copy of) `context`. On 3.12+ the task starts
+/// eagerly: a coroutine that finishes without suspending never waits for a loop iteration.
+fn create_task<'py>(
+    py: Python<'py>,
+    lp: &Bound<'py, PyAny>,
+    coro: Bound<'py, PyAny>,
+    context: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if py.version_info() >= (3, 12) {
+        static TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let task_type = TASK.import(py, "asyncio", "Task")?;
+        let kw = pyo3::types::PyDict::new(py);
+        kw.set_item("loop", lp)?;
+        kw.set_item("eager_start", true)?;
+        if let Some(c) = context {
+            kw.set_item("context", c.bind(py).call_method0("copy")?)?;
+        }
+        return task_type.call((coro,), Some(&kw));
+    }
+    // Creating the task inside the caller's context makes its contextvars visible.
+    match context {
+        Some(ctx) => ctx
+            .bind(py)
+            .call_method0("copy")?
+            .call_method1("run", (lp.getattr("create_task")?, coro)),
+        None => lp.call_method1("create_task", (coro,)),
     }
 }
 
@@ -234,6 +266,7 @@ impl Drop for CancelOnDrop {
 
 /// Run the coroutine made by `make` as a task on `loop_` and await its result from Rust.
 pub fn await_coroutine(
+    py: Python<'_>,
     tool: String,
     loop_: Py<PyAny>,
     context: Option<Py<PyAny>>,
@@ -241,17 +274,16 @@ pub fn await_coroutine(
 ) -> impl Future<Output = Result<Payload>> + Send + 'static {
     let (tx, rx) = oneshot::channel();
     let shared = Arc::new(Shared::default());
-    let scheduled = with_gil(|py| -> PyResult<()> {
-        let starter = Starter {
-            inner: Mutex::new(Some((make, tx, context))),
-            shared: shared.clone(),
-            loop_: loop_.clone_ref(py),
-        };
-        loop_
-            .bind(py)
-            .call_method1("call_soon_threadsafe", (starter,))?;
-        Ok(())
-    });
+    let starter = Starter {
+        inner: Mutex::new(Some((make, tx, context))),
+        shared: shared.clone(),
+        loop_: loop_.clone_ref(py),
+    };
+    let scheduled = loop_
+        .bind(py)
+        .call_method1("call_soon_threadsafe", (starter,))
+        .map(|_| ())
+        .map_err(|e| from_pyerr(py, e));
     let mut guard = CancelOnDrop {
         shared,
         loop_: Some(loop_),
@@ -259,7 +291,7 @@ pub fn await_coroutine(
     async move {
         if let Err(e) = scheduled {
             guard.disarm();
-            return Err(with_gil(|py| from_pyerr(py, e)));
+            return Err(e);
         }
         let r = rx.await;
         guard.disarm(); // finished: nothing to cancel
@@ -397,7 +429,7 @@ where
     let mut fut = Box::pin(fut);
     // Eager first poll, like asyncio's eager tasks: most tool calls finish without waiting.
     let first = py.detach(|| {
-        let h = runtime::handle();
+        let h = runtime::cached_handle();
         let _g = h.enter();
         let waker = futures::task::noop_waker();
         match fut.as_mut().poll(&mut Context::from_waker(&waker)) {
@@ -414,7 +446,7 @@ where
     }
     let afut = loop_.bind(py).call_method0("create_future")?;
     let target = afut.clone().unbind();
-    let handle = runtime::handle().spawn(async move {
+    let handle = runtime::cached_handle().spawn(async move {
         let r = fut.await;
         with_gil(|py| {
             let (ok, value) = match r.map_err(|e| to_pyerr(py, e)).and_then(|p| convert(py, p)) {

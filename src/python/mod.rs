@@ -62,6 +62,13 @@ fn _roundtrip(
 #[pyfunction]
 fn _bare_noop() {}
 
+/// Baseline for benchmarks: a PyO3 call that releases and re-takes the GIL, the minimum any
+/// call running Rust work without the GIL pays.
+#[pyfunction]
+fn _bare_detach(py: Python<'_>) {
+    py.detach(|| ());
+}
+
 /// Per-call nanoseconds of `n` Rust → Python calls of tool `name` made from a tokio worker
 /// with `Registry.call_blocking` (batches of 100; one figure per batch).
 #[pyfunction]
@@ -157,6 +164,7 @@ pub fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_atexit, m)?)?;
     m.add_function(wrap_pyfunction!(registry::register_diagnostic_tools, m)?)?;
     m.add_function(wrap_pyfunction!(_bare_noop, m)?)?;
+    m.add_function(wrap_pyfunction!(_bare_detach, m)?)?;
     m.add_function(wrap_pyfunction!(_roundtrip, m)?)?;
     m.add_function(wrap_pyfunction!(_bench_rust_to_python, m)?)?;
     m.add_function(wrap_pyfunction!(_bench_rust_await, m)?)?;

@@ -92,24 +92,25 @@ impl PyTool {
     pub fn invoke<'py>(
         &self,
         py: Python<'py>,
-        kwargs: &Bound<'py, PyDict>,
+        kwargs: Option<&Bound<'py, PyDict>>,
         context: Option<&Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let f = self.0.func.bind(py);
-        match context {
-            Some(c) => c
+        let kwargs = kwargs.filter(|k| !k.is_empty());
+        match (context, kwargs) {
+            (Some(c), kw) => c
                 .bind(py)
                 .call_method0("copy")?
-                .call_method("run", (f,), Some(kwargs)),
-            None if kwargs.is_empty() => f.call0(),
-            None => f.call((), Some(kwargs)),
+                .call_method("run", (f,), kw),
+            (None, None) => f.call0(),
+            (None, kw) => f.call((), kw),
         }
     }
 
     fn run_sync(&self, args: &Payload, context: Option<&Py<PyAny>>) -> Result<Payload> {
         with_gil(|py| {
             self.kwargs(py, args)
-                .and_then(|kw| self.invoke(py, &kw, context))
+                .and_then(|kw| self.invoke(py, Some(&kw), context))
                 .map(|r| Payload::Foreign(Arc::new(PyValue::result(r.unbind()))))
                 .map_err(|e| from_pyerr(py, e))
         })
@@ -131,8 +132,8 @@ impl Tool for PyTool {
             let context = pctx
                 .and_then(|p| p.context.as_ref())
                 .map(|c| with_gil(|py| c.clone_ref(py)));
-            let h =
-                runtime::handle().spawn_blocking(move || this.run_sync(&args, context.as_ref()));
+            let h = runtime::cached_handle()
+                .spawn_blocking(move || this.run_sync(&args, context.as_ref()));
             return Box::pin(async move {
                 h.await.unwrap_or_else(|e| {
                     if e.is_cancelled() {
@@ -143,32 +144,27 @@ impl Tool for PyTool {
                 })
             });
         }
-        let target = with_gil(|py| -> PyResult<(Py<PyAny>, Option<Py<PyAny>>)> {
+        let this = self.clone();
+        // One attach: find the target loop and schedule the coroutine's start on it.
+        let started = with_gil(|py| {
             let lp = match pctx.and_then(|p| p.loop_.as_ref()) {
                 Some(l) => l.clone_ref(py),
-                None => runtime_loop(py)?,
+                None => runtime_loop(py).map_err(|e| from_pyerr(py, e))?,
             };
-            Ok((
-                lp,
-                pctx.and_then(|p| p.context.as_ref())
-                    .map(|c| c.clone_ref(py)),
-            ))
+            let context = pctx
+                .and_then(|p| p.context.as_ref())
+                .map(|c| c.clone_ref(py));
+            let make = Box::new(move |py: Python<'_>| {
+                let kw = this.kwargs(py, &args)?;
+                // Created on the loop thread; contextvars apply through the task.
+                this.invoke(py, Some(&kw), None).map(Bound::unbind)
+            });
+            Ok::<_, Error>(await_coroutine(py, name, lp, context, make))
         });
-        let (lp, context) = match target {
-            Ok(t) => t,
-            Err(e) => {
-                let e = with_gil(|py| from_pyerr(py, e));
-                return Box::pin(async move { Err(e) });
-            }
-        };
-        let this = self.clone();
-        let make = Box::new(move |py: Python<'_>| {
-            let kw = this.kwargs(py, &args)?;
-            // The coroutine is created on the loop thread; contextvars apply via the task.
-            this.invoke(py, &kw, None).map(Bound::unbind)
-        });
-        let fut = await_coroutine(name, lp, context, make);
-        Box::pin(fut)
+        match started {
+            Ok(f) => Box::pin(f),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
     }
 
     fn call_blocking(&self, args: Payload, ctx: CallContext) -> Result<Payload> {

@@ -24,30 +24,70 @@ pub struct PyRegistry {
     pub inner: Registry,
 }
 
-/// Arguments as a dict: `None` → `{}`, other mappings copied, anything else refused.
-fn args_dict<'py>(
-    py: Python<'py>,
-    args: Option<&Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyDict>> {
-    match args {
-        None => Ok(PyDict::new(py)),
-        Some(a) if a.is_none() => Ok(PyDict::new(py)),
-        Some(a) => match a.cast::<PyDict>() {
-            Ok(d) => Ok(d.clone()),
-            Err(_) => {
-                if a.hasattr("keys")? {
-                    let d = PyDict::new(py);
-                    d.update(a.cast::<pyo3::types::PyMapping>()?)?;
-                    Ok(d)
-                } else {
-                    Err(PyTypeError::new_err(format!(
-                        "tool arguments must be a dict of keyword arguments, got {}",
-                        a.get_type().name()?
-                    )))
-                }
-            }
-        },
+/// Arguments as a dict: other mappings are copied, anything else refused.
+fn args_dict<'py>(py: Python<'py>, a: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    if let Ok(d) = a.cast::<PyDict>() {
+        return Ok(d.clone());
     }
+    if a.hasattr("keys")? {
+        let d = PyDict::new(py);
+        d.update(a.cast::<pyo3::types::PyMapping>()?)?;
+        return Ok(d);
+    }
+    Err(PyTypeError::new_err(format!(
+        "tool arguments must be a dict of keyword arguments, got {}",
+        a.get_type().name()?
+    )))
+}
+
+/// Arguments checked against the tool's input schema: the caller's dict for a Python tool
+/// (None when there are no arguments), JSON for a Rust tool.
+struct Checked<'py> {
+    dict: Option<Bound<'py, PyDict>>,
+    json: Option<Value>,
+}
+
+impl<'py> Checked<'py> {
+    /// The arguments as a Python dict (empty when none were given).
+    fn dict(&self, py: Python<'py>) -> Bound<'py, PyDict> {
+        self.dict.clone().unwrap_or_else(|| PyDict::new(py))
+    }
+}
+
+/// Validate arguments once. Empty arguments of a tool that accepts none skip conversion; a
+/// Python tool gets the caller's objects themselves, so values JSON cannot express are
+/// validated leniently for it (see `py_to_json_lenient`), while a Rust tool needs strict JSON.
+fn check<'py>(
+    py: Python<'py>,
+    e: &Registered,
+    is_py: bool,
+    args: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Checked<'py>> {
+    let dict = match args {
+        Some(a) if !a.is_none() => Some(args_dict(py, a)?).filter(|d| !d.is_empty()),
+        _ => None,
+    };
+    let Some(d) = dict else {
+        if !e.accepts_no_args() {
+            e.validate(&Value::Object(Default::default())).py(py)?;
+        }
+        let json = (!is_py).then(|| Value::Object(Default::default()));
+        return Ok(Checked { dict: None, json });
+    };
+    if is_py {
+        let (json, opaque) = py_to_json_lenient(d.as_any());
+        e.validate_ignoring(&json, &opaque).py(py)?;
+        return Ok(Checked {
+            dict: Some(d),
+            json: None,
+        });
+    }
+    let json = py_to_json(d.as_any(), "args").py(py)?;
+    e.validate(&json).py(py)?;
+    Ok(Checked {
+        dict: Some(d),
+        json: Some(json),
+    })
 }
 
 fn contextvars_copy(py: Python<'_>) -> PyResult<Py<PyAny>> {
@@ -74,24 +114,6 @@ fn payload_to_py(py: Python<'_>, p: Payload, hint: Option<&Value>) -> PyResult<P
         },
         Payload::Json(v) => Ok(json_to_py(py, &v, hint, "result").py(py)?.unbind()),
     }
-}
-
-/// Arguments as JSON, validated. Empty arguments of a tool that accepts none skip both steps.
-///
-/// A Python tool gets the caller's objects themselves, so for it values JSON cannot express
-/// are validated leniently (see `py_to_json_lenient`); a Rust tool needs strict JSON.
-fn checked_json(py: Python<'_>, e: &Registered, args: &Bound<'_, PyDict>) -> PyResult<Value> {
-    if args.is_empty() && e.accepts_no_args() {
-        return Ok(Value::Object(Default::default()));
-    }
-    if e.tool().as_any().is::<PyTool>() {
-        let (json, opaque) = py_to_json_lenient(args.as_any());
-        e.validate_ignoring(&json, &opaque).py(py)?;
-        return Ok(json);
-    }
-    let json = py_to_json(args.as_any(), "args").py(py)?;
-    e.validate(&json).py(py)?;
-    Ok(json)
 }
 
 fn spec_to_py(py: Python<'_>, s: &ToolSpec) -> PyResult<Py<PyAny>> {
@@ -223,11 +245,11 @@ impl PyRegistry {
         args: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let e = self.entry(py, name)?;
-        let args = args_dict(py, args)?;
-        let json = checked_json(py, &e, &args)?;
-        if let Some(pt) = e.tool().as_any().downcast_ref::<PyTool>() {
+        let pt = e.tool().as_any().downcast_ref::<PyTool>();
+        let checked = check(py, &e, pt.is_some(), args)?;
+        if let Some(pt) = pt {
             if !pt.is_async() {
-                return Ok(pt.invoke(py, &args, None)?.unbind());
+                return Ok(pt.invoke(py, checked.dict.as_ref(), None)?.unbind());
             }
             if let Some(l) = running_loop(py)? {
                 let rl = super::loop_bridge::runtime_loop(py)?;
@@ -238,17 +260,26 @@ impl PyRegistry {
                 }
             }
             let ctx = Self::ctx(None, Some(contextvars_copy(py)?));
-            let fut = Tool::call(
-                pt,
-                Payload::Foreign(Arc::new(PyValue::args(args.unbind().into_any()))),
-                ctx,
-            );
+            let args = Payload::Foreign(Arc::new(PyValue::args(
+                checked.dict(py).unbind().into_any(),
+            )));
+            let fut = Tool::call(pt, args, ctx);
             let r = py.detach(|| runtime::block_on(fut));
             return payload_to_py(py, r.py(py)?, None);
         }
-        let ctx = Self::ctx(None, Some(contextvars_copy(py)?));
-        let fut = e.call_prevalidated(Payload::Json(json), ctx);
+        let pctx = Arc::new(PyCallCtx {
+            loop_: None,
+            context: Some(contextvars_copy(py)?),
+        });
+        let ctx = CallContext {
+            call_id: next_call_id(),
+            foreign: Some(pctx.clone()),
+        };
+        let fut = e.call_prevalidated(Payload::Json(checked.json.unwrap_or_default()), ctx);
         let r = py.detach(|| runtime::block_on(fut));
+        // Dropped here, attached: the last reference to the context object goes without
+        // pyo3's deferred-decref queue.
+        drop(pctx);
         payload_to_py(py, r.py(py)?, e.spec().output_schema.as_ref())
     }
 
@@ -262,19 +293,19 @@ impl PyRegistry {
         name: &str,
         args: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let prepared = (|| -> PyResult<(Arc<Registered>, Bound<'py, PyDict>, Value)> {
+        let prepared = (|| -> PyResult<(Arc<Registered>, Checked<'py>)> {
             let e = self.entry(py, name)?;
-            let args = args_dict(py, args)?;
-            let json = checked_json(py, &e, &args)?;
-            Ok((e, args, json))
+            let is_py = e.tool().as_any().is::<PyTool>();
+            let checked = check(py, &e, is_py, args)?;
+            Ok((e, checked))
         })();
-        let (e, args, json) = match prepared {
+        let (e, checked) = match prepared {
             Ok(p) => p,
             Err(err) => return Ok(Bound::new(py, Ready::new(Err(err)))?.into_any()),
         };
         if let Some(pt) = e.tool().as_any().downcast_ref::<PyTool>() {
             if pt.is_async() {
-                return pt.invoke(py, &args, None);
+                return pt.invoke(py, checked.dict.as_ref(), None);
             }
         }
         let lp = match running_loop(py)? {
@@ -287,9 +318,11 @@ impl PyRegistry {
         };
         let ctx = Self::ctx(Some(lp.clone_ref(py)), Some(contextvars_copy(py)?));
         let hint = e.spec().output_schema.clone();
-        let payload = match e.tool().as_any().downcast_ref::<PyTool>() {
-            Some(_) => Payload::Foreign(Arc::new(PyValue::args(args.unbind().into_any()))),
-            None => Payload::Json(json),
+        let payload = match checked.json {
+            Some(json) => Payload::Json(json),
+            None => Payload::Foreign(Arc::new(PyValue::args(
+                checked.dict(py).unbind().into_any(),
+            ))),
         };
         let fut = e.call_prevalidated(payload, ctx);
         into_awaitable(py, lp, fut, move |py, p| {
