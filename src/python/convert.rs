@@ -81,8 +81,8 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> std::result::Result<Value, ConvError> {
     if let Ok(s) = obj.cast::<PyString>() {
         return s
-            .to_str()
-            .map(|s| Value::String(s.to_owned()))
+            .to_cow()
+            .map(|s| Value::String(s.into_owned()))
             .map_err(|e| ConvError::new(format!("str is not valid UTF-8: {e}")));
     }
     if obj.is_none() {
@@ -126,9 +126,9 @@ fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> std::result::Result<Value, C
         for (k, v) in d.iter() {
             let key = match k.cast::<PyString>() {
                 Ok(s) => s
-                    .to_str()
+                    .to_cow()
                     .map_err(|e| ConvError::new(format!("dict key is not valid UTF-8: {e}")))?
-                    .to_owned(),
+                    .into_owned(),
                 Err(_) => {
                     let r = k.repr().map(|r| r.to_string()).unwrap_or_default();
                     return Err(ConvError::new(format!(
