@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from typing import Any, Callable, TypeVar, overload
 
 from . import _native
@@ -15,14 +16,18 @@ from ._native import (
     MAX_DEPTH,
     AgentRuntimeError,
     Cancelled,
+    Context,
     ConversionError,
     InvalidArguments,
     RegistrationError,
+    Task,
     ToolError,
     ToolNotFound,
     ToolTimeout,
     register_diagnostic_tools,
     shutdown,
+    tasks,
+    unsubscribe,
 )
 from .schema import derive_tool_schema, make_coercer
 
@@ -32,21 +37,29 @@ __all__ = [
     "MAX_DEPTH",
     "AgentRuntimeError",
     "Cancelled",
+    "Context",
     "ConversionError",
     "InvalidArguments",
     "RegistrationError",
     "Registry",
+    "Task",
     "ToolError",
     "ToolNotFound",
     "ToolTimeout",
     "call",
     "call_async",
     "default_registry",
+    "on",
     "register_diagnostic_tools",
     "shutdown",
+    "spawn",
+    "tasks",
     "tool",
     "tools",
+    "unsubscribe",
 ]
+
+_log = logging.getLogger("agent_runtime")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -118,19 +131,20 @@ class Registry(_native.Registry):
             if schema is not None:
                 input_schema = schema
                 try:
-                    sig = derive_tool_schema(f, description=description)
-                    desc, output_schema = sig.description, sig.output_schema
+                    sig = derive_tool_schema(f, description=description, context_types=(Context,))
+                    desc, output_schema, ctx_param = sig.description, sig.output_schema, sig.context_param
                 except TypeError:
                     desc = description if description is not None else inspect.cleandoc(f.__doc__ or "")
-                    output_schema = None
+                    output_schema, ctx_param = None, None
                 is_async = _is_async(f)
             else:
-                sig = derive_tool_schema(f, description=description)
-                input_schema, desc, output_schema, is_async = (
+                sig = derive_tool_schema(f, description=description, context_types=(Context,))
+                input_schema, desc, output_schema, is_async, ctx_param = (
                     sig.input_schema,
                     sig.description,
                     sig.output_schema,
                     sig.is_async,
+                    sig.context_param,
                 )
             existing = self.function(tool_name)
             same = existing is not None and _origin(existing) == _origin(f)
@@ -142,7 +156,8 @@ class Registry(_native.Registry):
                 output_schema=output_schema,
                 timeout=timeout,
                 is_async=is_async,
-                coercer=make_coercer(f),
+                coercer=make_coercer(f, context_param=ctx_param),
+                context_param=ctx_param,
                 replace=replace or same,
             )
             return f
@@ -167,6 +182,42 @@ def default_registry() -> Registry:
 tool = _default.tool
 call = _default.call
 call_async = _default.call_async
+spawn = _default.spawn
+
+_EVENTS = ("tool.started", "tool.finished", "tool.failed")
+
+
+def on(*events: str) -> Callable[[F], F]:
+    """Register ``fn(event: dict)`` for call events, at import time::
+
+        @agent_runtime.on("tool.failed")
+        def report(event): ...
+
+    ``event`` has ``event``, ``tool``, ``call_id``, ``duration`` (seconds) and ``error``
+    (``{"type", "message"}`` or None). With no names, all events. Hooks run synchronously on the
+    thread that made or ran the call, so keep them quick; an exception in a hook is logged on the
+    ``agent_runtime`` logger and never affects the call. ``fn._agent_runtime_subscription`` holds
+    the id for :func:`unsubscribe`.
+    """
+    for e in events:
+        if e not in _EVENTS:
+            raise ValueError(f"unknown event {e!r}: expected one of {', '.join(_EVENTS)}")
+
+    def register(fn: F) -> F:
+        def safe(event: dict[str, Any]) -> None:
+            try:
+                fn(event)
+            except Exception:  # noqa: BLE001 - a hook must never break a call
+                _log.exception("event hook %r failed on %s", fn, event.get("event"))
+
+        sub = _native.subscribe(list(events), safe)
+        try:
+            fn._agent_runtime_subscription = sub  # type: ignore[attr-defined]
+        except (AttributeError, TypeError):
+            pass
+        return fn
+
+    return register
 
 
 def tools() -> list[dict[str, Any]]:

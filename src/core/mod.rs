@@ -1,13 +1,16 @@
 //! The pure-Rust core: no pyo3 here. Everything else calls into [`Registry::call`].
 
 pub mod error;
+pub mod events;
 pub mod payload;
 pub mod registry;
 pub mod runtime;
 pub mod schema;
+pub mod tasks;
 pub mod tool;
 
 pub use error::{Error, Opaque, Result};
 pub use payload::{ForeignValue, Payload};
 pub use registry::{next_call_id, Registered, Registry};
-pub use tool::{BoxFuture, CallContext, FnTool, Tool, ToolSpec};
+pub use tasks::{live_tasks, TaskHandle, TaskStatus};
+pub use tool::{BoxFuture, CallContext, FnTool, Progress, ProgressSink, Tool, ToolSpec};

@@ -1,8 +1,10 @@
 //! The thread-safe tool registry every entry point calls into.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use futures::FutureExt;
@@ -11,8 +13,10 @@ use rustc_hash::FxHashMap as HashMap;
 use serde_json::Value;
 
 use super::error::{Error, Result};
+use super::events::{self, Event, EventKind};
 use super::payload::Payload;
 use super::schema::ArgsValidator;
+use super::tasks::TaskHandle;
 use super::tool::{CallContext, Tool, ToolSpec};
 
 /// A tool as stored in a registry: the tool and its compiled input validator.
@@ -58,7 +62,7 @@ impl Registered {
         &self,
         args: Payload,
         ctx: CallContext,
-    ) -> impl std::future::Future<Output = Result<Payload>> + Send + 'static {
+    ) -> impl Future<Output = Result<Payload>> + Send + 'static {
         let checked = self.validate_payload(&args);
         let started = checked.map(|()| self.start(args, ctx));
         async move {
@@ -74,35 +78,102 @@ impl Registered {
         &self,
         args: Payload,
         ctx: CallContext,
-    ) -> impl std::future::Future<Output = Result<Payload>> + Send + 'static {
+    ) -> impl Future<Output = Result<Payload>> + Send + 'static {
         self.start(args, ctx)
     }
 
+    /// Spawn a call whose arguments were already validated.
+    pub fn spawn_prevalidated(&self, args: Payload, ctx: CallContext) -> TaskHandle {
+        let (task, ctx) = TaskHandle::new(self.name(), self.spec().output_schema.clone(), ctx);
+        let fut = self.start(args, ctx);
+        // Completes the task as cancelled if the runtime drops it (shutdown) before it ends.
+        struct Guard(Option<TaskHandle>);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                if let Some(t) = self.0.take() {
+                    let tool = t.tool().to_string();
+                    t.complete(Err(Error::Cancelled { tool }));
+                }
+            }
+        }
+        let mut guard = Guard(Some(task.clone()));
+        super::runtime::cached_handle().spawn(async move {
+            if let Some(t) = &guard.0 {
+                t.set_running();
+            }
+            let r = fut.await;
+            if let Some(t) = guard.0.take() {
+                t.complete(r);
+            }
+        });
+        task
+    }
+
+    /// The timeout a call with `ctx` gets: the per-call one, else the tool's default.
+    pub fn effective_timeout(&self, ctx: &CallContext) -> Option<Duration> {
+        ctx.timeout.or(self.spec().timeout)
+    }
+
+    /// The call itself, wrapped with what every call gets wherever it came from: timeout,
+    /// cancellation through `ctx.cancel`, panic capture and lifecycle events.
     fn start(
         &self,
         args: Payload,
         ctx: CallContext,
-    ) -> impl std::future::Future<Output = Result<Payload>> + Send + 'static {
-        let tool = self.tool.clone();
-        let started = std::panic::catch_unwind(AssertUnwindSafe(|| tool.call(args, ctx)));
+    ) -> impl Future<Output = Result<Payload>> + Send + 'static {
         let name = self.name().to_string();
+        let timeout = self.effective_timeout(&ctx);
+        let token = ctx.cancel.clone();
+        let call_id = ctx.call_id;
+        let t0 = Instant::now();
+        started_event(&name, call_id);
+        let tool = self.tool.clone();
+        let fut = std::panic::catch_unwind(AssertUnwindSafe(|| tool.call(args, ctx)));
         async move {
-            match started {
-                Ok(fut) => AssertUnwindSafe(fut)
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|p| Err(panic_error(&name, p))),
+            let r = match fut {
                 Err(p) => Err(panic_error(&name, p)),
-            }
+                Ok(fut) => {
+                    let run = AssertUnwindSafe(fut).catch_unwind();
+                    let deadline = async {
+                        match timeout {
+                            Some(d) => tokio::time::sleep(d).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        biased;
+                        r = run => r.unwrap_or_else(|p| Err(panic_error(&name, p))),
+                        _ = token.cancelled() => Err(Error::Cancelled { tool: name.clone() }),
+                        _ = deadline => {
+                            // Tell the tool (Rust tools watch the token; dropping the future
+                            // cancels an async Python coroutine).
+                            token.cancel();
+                            Err(Error::Timeout { tool: name.clone(), timeout: timeout.unwrap_or_default() })
+                        }
+                    }
+                }
+            };
+            finished_event(&name, call_id, t0, &r);
+            r
         }
     }
 
-    /// Like [`Registered::call`], run to completion on the current thread.
+    /// Like [`Registered::call`], run to completion on the current thread. Without a timeout
+    /// the tool runs right here ([`Tool::call_blocking`]); with one it runs as a future so the
+    /// deadline can be enforced.
     pub fn call_blocking(&self, args: Payload, ctx: CallContext) -> Result<Payload> {
         self.validate_payload(&args)?;
+        if self.effective_timeout(&ctx).is_some() {
+            return super::runtime::block_on(self.start(args, ctx));
+        }
+        let t0 = Instant::now();
+        let call_id = ctx.call_id;
+        started_event(self.name(), call_id);
         let tool = &self.tool;
-        std::panic::catch_unwind(AssertUnwindSafe(|| tool.call_blocking(args, ctx)))
-            .unwrap_or_else(|p| Err(panic_error(self.name(), p)))
+        let r = std::panic::catch_unwind(AssertUnwindSafe(|| tool.call_blocking(args, ctx)))
+            .unwrap_or_else(|p| Err(panic_error(self.name(), p)));
+        finished_event(self.name(), call_id, t0, &r);
+        r
     }
 
     fn validate_payload(&self, args: &Payload) -> Result<()> {
@@ -110,6 +181,37 @@ impl Registered {
             Payload::Json(v) => self.validate(v),
             Payload::Foreign(f) => self.validate(&f.to_json()?),
         }
+    }
+}
+
+/// Emit `tool.started` (cheap when nobody listens). Public for boundaries that run a tool
+/// without going through [`Registered::call`] (a Python tool called inline from Python).
+pub fn started_event(tool: &str, call_id: u64) {
+    if events::active() {
+        events::emit(&Event {
+            kind: EventKind::Started,
+            tool: tool.to_string(),
+            call_id,
+            duration: Duration::ZERO,
+            error: None,
+        });
+    }
+}
+
+/// Emit `tool.finished` or `tool.failed` for a call that started at `t0`.
+pub fn finished_event<T>(tool: &str, call_id: u64, t0: Instant, r: &Result<T>) {
+    if events::active() {
+        events::emit(&Event {
+            kind: if r.is_ok() {
+                EventKind::Finished
+            } else {
+                EventKind::Failed
+            },
+            tool: tool.to_string(),
+            call_id,
+            duration: t0.elapsed(),
+            error: r.as_ref().err().cloned(),
+        });
     }
 }
 
@@ -254,11 +356,21 @@ impl Registry {
 
     /// Call a tool by name with a fresh context.
     pub async fn call(&self, name: &str, args: impl Into<Payload>) -> Result<Payload> {
-        let ctx = CallContext {
-            call_id: next_call_id(),
-            ..Default::default()
-        };
-        self.call_with(name, args.into(), ctx).await
+        self.call_with(name, args.into(), CallContext::new()).await
+    }
+
+    /// Start a call on the runtime and return its handle at once. Unknown tools and invalid
+    /// arguments fail here; everything else is reported through the handle.
+    pub fn spawn(
+        &self,
+        name: &str,
+        args: impl Into<Payload>,
+        ctx: CallContext,
+    ) -> Result<TaskHandle> {
+        let e = self.get(name)?;
+        let args = normalize(args.into());
+        e.validate_payload(&args)?;
+        Ok(e.spawn_prevalidated(args, ctx))
     }
 
     /// Call a tool by name with JSON in and out.
@@ -274,11 +386,8 @@ impl Registry {
     /// Call and wait on the current thread. A sync Python tool runs right here (no thread hop),
     /// so this is the lowest-latency way for a Rust thread to invoke a Python callback.
     pub fn call_blocking(&self, name: &str, args: impl Into<Payload>) -> Result<Payload> {
-        let ctx = CallContext {
-            call_id: next_call_id(),
-            ..Default::default()
-        };
-        self.get(name)?.call_blocking(normalize(args.into()), ctx)
+        self.get(name)?
+            .call_blocking(normalize(args.into()), CallContext::new())
     }
 }
 

@@ -117,6 +117,7 @@ pub fn cached_handle() -> Handle {
 /// Stop the runtime: cancel its tasks and wait up to `timeout` for worker threads. The next use
 /// starts a fresh one.
 pub fn shutdown(timeout: Duration) {
+    super::tasks::cancel_all();
     let old = STATE.write().take();
     EPOCH.fetch_add(1, Ordering::AcqRel);
     if let Some(s) = old {

@@ -89,24 +89,78 @@ mod opt_secs {
     }
 }
 
+/// A progress report from a running tool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub done: f64,
+    pub total: Option<f64>,
+    pub message: Option<String>,
+}
+
+/// Receives progress reports of a call (and of the calls it makes on the same context).
+pub type ProgressSink = Arc<dyn Fn(&Progress) + Send + Sync>;
+
 /// Per-call information handed to a tool.
 #[derive(Clone, Default)]
 pub struct CallContext {
     /// Unique per call in this process.
     pub call_id: u64,
+    /// Cancelled when the caller cancels, the call times out, or the runtime shuts down. Rust
+    /// tools doing long work should check it (`is_cancelled`, `cancelled().await`).
+    pub cancel: tokio_util::sync::CancellationToken,
+    /// Per-call timeout; overrides the tool's default.
+    pub timeout: Option<Duration>,
+    pub progress: Option<ProgressSink>,
     /// Data owned by the boundary that started the call (e.g. the caller's asyncio loop and
     /// contextvars), passed through the core opaquely.
     pub foreign: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 impl CallContext {
+    /// A fresh context with a new call id.
+    pub fn new() -> Self {
+        CallContext {
+            call_id: super::registry::next_call_id(),
+            ..Default::default()
+        }
+    }
+
+    pub fn with_timeout(mut self, t: Option<Duration>) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    pub fn with_progress(mut self, p: Option<ProgressSink>) -> Self {
+        self.progress = p;
+        self
+    }
+
     /// Context for a nested call made by a tool while handling this one: a new call id, the
     /// same caller environment (so Python callbacks still see the original caller's
-    /// contextvars and event loop).
+    /// contextvars and event loop), progress going to the same sink, and cancellation that
+    /// follows this call's.
     pub fn child(&self) -> CallContext {
         CallContext {
             call_id: super::registry::next_call_id(),
+            cancel: self.cancel.child_token(),
+            timeout: None,
+            progress: self.progress.clone(),
             foreign: self.foreign.clone(),
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Report progress to whoever asked for it (a no-op otherwise).
+    pub fn report_progress(&self, done: f64, total: Option<f64>, message: Option<String>) {
+        if let Some(p) = &self.progress {
+            p(&Progress {
+                done,
+                total,
+                message,
+            });
         }
     }
 

@@ -398,6 +398,7 @@ fn resolver(py: Python<'_>) -> PyResult<&Bound<'_, PyCFunction>> {
 #[pyclass]
 struct AbortOnCancel {
     handle: tokio::task::AbortHandle,
+    cancel: Option<tokio_util::sync::CancellationToken>,
 }
 
 #[pymethods]
@@ -408,6 +409,11 @@ impl AbortOnCancel {
             .and_then(|c| c.is_truthy())
             .unwrap_or(false)
         {
+            // The token first: tools watching it (and spawned work) stop too; then drop the
+            // future, which cancels an awaited Python coroutine.
+            if let Some(t) = &self.cancel {
+                t.cancel();
+            }
             self.handle.abort();
         }
     }
@@ -415,12 +421,14 @@ impl AbortOnCancel {
 
 /// Turn a Rust future into something Python can `await` on `loop_`.
 ///
-/// `convert` runs with the GIL on completion to produce the Python result.
+/// `convert` runs with the GIL on completion to produce the Python result. Cancelling the
+/// awaitable cancels `cancel` and drops the future.
 pub fn into_awaitable<'py, F, C>(
     py: Python<'py>,
     loop_: Py<PyAny>,
     fut: F,
     convert: C,
+    cancel: Option<tokio_util::sync::CancellationToken>,
 ) -> PyResult<Bound<'py, PyAny>>
 where
     F: Future<Output = Result<Payload>> + Send + 'static,
@@ -468,6 +476,7 @@ where
         "add_done_callback",
         (AbortOnCancel {
             handle: handle.abort_handle(),
+            cancel,
         },),
     )?;
     Ok(afut)

@@ -1,11 +1,13 @@
 //! The pyo3 boundary: the `agent_runtime._native` extension module.
 
+pub mod context;
 pub mod convert;
 pub mod errors;
 pub mod gil;
 pub mod loop_bridge;
 pub mod pytool;
 pub mod registry;
+pub mod task;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -14,6 +16,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use serde_json::Value;
 
+use std::sync::Arc;
+
+use crate::core::events::{self, Event, EventKind};
 use crate::core::{runtime, Payload, Registry};
 pub use registry::PyRegistry;
 
@@ -27,6 +32,75 @@ fn shutdown(py: Python<'_>, timeout: f64) -> PyResult<()> {
     loop_bridge::stop_runtime_loop(py, t.as_secs_f64())?;
     py.detach(|| runtime::shutdown(t));
     Ok(())
+}
+
+/// Tasks spawned and not finished yet, oldest first.
+#[pyfunction]
+fn tasks() -> Vec<task::PyTask> {
+    crate::core::live_tasks()
+        .into_iter()
+        .map(task::PyTask::new)
+        .collect()
+}
+
+/// Subscribe `listener(event: dict)` to call events (`tool.started`, `tool.finished`,
+/// `tool.failed`; all of them when `kinds` is empty). Returns an id for `unsubscribe`.
+/// Listeners run synchronously on the thread that emits; an exception in one is logged on the
+/// `agent_runtime` logger and never breaks the call.
+#[pyfunction]
+#[pyo3(signature = (kinds, listener))]
+fn subscribe(kinds: Vec<String>, listener: Py<PyAny>) -> PyResult<u64> {
+    let mut ks = Vec::new();
+    for k in &kinds {
+        ks.push(EventKind::parse(k).ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown event {k:?}: expected tool.started, tool.finished or tool.failed"
+            ))
+        })?);
+    }
+    Ok(events::subscribe(
+        &ks,
+        Arc::new(move |e: &Event| {
+            gil::with_gil(|py| {
+                let r = event_dict(py, e).and_then(|d| listener.call1(py, (d,)));
+                if let Err(err) = r {
+                    let tb = err
+                        .traceback(py)
+                        .and_then(|t| t.format().ok())
+                        .unwrap_or_default();
+                    log::error!("event listener for {} failed: {err}\n{tb}", e.kind.as_str());
+                }
+            })
+        }),
+    ))
+}
+
+/// Remove an event listener; True if it was subscribed.
+#[pyfunction]
+fn unsubscribe(id: u64) -> bool {
+    events::unsubscribe(id)
+}
+
+fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("event", e.kind.as_str())?;
+    d.set_item("tool", &e.tool)?;
+    d.set_item("call_id", e.call_id)?;
+    d.set_item("duration", e.duration.as_secs_f64())?;
+    match &e.error {
+        None => d.set_item("error", py.None())?,
+        Some(err) => {
+            let ed = PyDict::new(py);
+            let type_name = match err {
+                crate::core::Error::Python { type_name, .. } => type_name.clone(),
+                other => other.kind().to_string(),
+            };
+            ed.set_item("type", type_name)?;
+            ed.set_item("message", err.to_string())?;
+            d.set_item("error", ed)?;
+        }
+    }
+    Ok(d)
 }
 
 #[pyfunction]
@@ -151,6 +225,14 @@ pub fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<PyRegistry>()?;
     m.add_class::<loop_bridge::Ready>()?;
+    m.add_class::<context::PyContext>()?;
+    m.add_class::<task::PyTask>()?;
+    m.add_function(wrap_pyfunction!(tasks, m)?)?;
+    m.add_function(wrap_pyfunction!(subscribe, m)?)?;
+    m.add_function(wrap_pyfunction!(unsubscribe, m)?)?;
+    // Rust `log` records go to Python's `logging` (logger names follow the Rust module path,
+    // e.g. `agent_runtime.core.events`). A second initialisation (embedding) is harmless.
+    let _ = pyo3_log::try_init();
     let c = errors::classes(py);
     m.add("AgentRuntimeError", c.base.bind(py))?;
     m.add("ToolNotFound", c.not_found.bind(py))?;

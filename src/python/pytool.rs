@@ -7,8 +7,9 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use super::context::PyContext;
 use super::convert::{json_to_py, PyValue};
-use super::errors::from_pyerr;
+use super::errors::{from_pyerr, to_pyerr};
 use super::gil::with_gil;
 use super::loop_bridge::{await_coroutine, runtime_loop};
 use crate::core::{runtime, BoxFuture, CallContext, Error, Payload, Result, Tool, ToolSpec};
@@ -26,6 +27,8 @@ struct Inner {
     is_async: bool,
     /// Converts JSON-decoded kwargs into the annotated types (bytes, enums, dataclasses, …).
     coercer: Option<Py<PyAny>>,
+    /// Name of the parameter that receives an `agent_runtime.Context`.
+    context_param: Option<String>,
 }
 
 /// A registered Python callable (sync function, coroutine function or callable object).
@@ -38,12 +41,14 @@ impl PyTool {
         func: Py<PyAny>,
         is_async: bool,
         coercer: Option<Py<PyAny>>,
+        context_param: Option<String>,
     ) -> Self {
         PyTool(Arc::new(Inner {
             spec,
             func,
             is_async,
             coercer,
+            context_param,
         }))
     }
 
@@ -55,15 +60,17 @@ impl PyTool {
         self.0.is_async
     }
 
+    /// Whether the function takes an `agent_runtime.Context`.
+    pub fn wants_context(&self) -> bool {
+        self.0.context_param.is_some()
+    }
+
     /// Keyword arguments for the callable: a Python caller's dict as-is, or JSON made Python.
     pub fn kwargs<'py>(&self, py: Python<'py>, args: &Payload) -> PyResult<Bound<'py, PyDict>> {
         match args {
             Payload::Foreign(f) => match f.as_any().downcast_ref::<PyValue>() {
                 Some(v) => Ok(v.obj.bind(py).cast::<PyDict>()?.clone()),
-                None => self.json_kwargs(
-                    py,
-                    &args.to_json().map_err(|e| super::errors::to_pyerr(py, e))?,
-                ),
+                None => self.json_kwargs(py, &args.to_json().map_err(|e| to_pyerr(py, e))?),
             },
             Payload::Json(v) => self.json_kwargs(py, v),
         }
@@ -75,7 +82,7 @@ impl PyTool {
         v: &serde_json::Value,
     ) -> PyResult<Bound<'py, PyDict>> {
         let obj = json_to_py(py, v, Some(&self.0.spec.input_schema), "args")
-            .map_err(|e| super::errors::to_pyerr(py, e))?;
+            .map_err(|e| to_pyerr(py, e))?;
         let obj = match &self.0.coercer {
             Some(c) => c.bind(py).call1((obj,))?,
             None => obj,
@@ -88,16 +95,42 @@ impl PyTool {
         })
     }
 
-    /// Call the function with `kwargs`, inside a copy of `context` when given.
+    /// Call the function with `kwargs` (plus its `Context`, if it takes one), inside a copy of
+    /// `contextvars` when given.
     pub fn invoke<'py>(
         &self,
         py: Python<'py>,
         kwargs: Option<&Bound<'py, PyDict>>,
-        context: Option<&Py<PyAny>>,
+        call: Option<&CallContext>,
+        contextvars: Option<&Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let f = self.0.func.bind(py);
-        let kwargs = kwargs.filter(|k| !k.is_empty());
-        match (context, kwargs) {
+        let with_ctx;
+        let kwargs = match &self.0.context_param {
+            Some(param) => {
+                let fresh;
+                let call = match call {
+                    Some(c) => c,
+                    None => {
+                        fresh = CallContext::new();
+                        &fresh
+                    }
+                };
+                // A copy: the caller's dict is never modified.
+                let d = match kwargs {
+                    Some(k) => k.copy()?,
+                    None => PyDict::new(py),
+                };
+                d.set_item(
+                    param,
+                    Bound::new(py, PyContext::new(&self.0.spec.name, call))?,
+                )?;
+                with_ctx = d;
+                Some(&with_ctx)
+            }
+            None => kwargs.filter(|k| !k.is_empty()),
+        };
+        match (contextvars, kwargs) {
             (Some(c), kw) => c
                 .bind(py)
                 .call_method0("copy")?
@@ -107,10 +140,15 @@ impl PyTool {
         }
     }
 
-    fn run_sync(&self, args: &Payload, context: Option<&Py<PyAny>>) -> Result<Payload> {
+    fn run_sync(
+        &self,
+        args: &Payload,
+        call: &CallContext,
+        contextvars: Option<&Py<PyAny>>,
+    ) -> Result<Payload> {
         with_gil(|py| {
             self.kwargs(py, args)
-                .and_then(|kw| self.invoke(py, Some(&kw), context))
+                .and_then(|kw| self.invoke(py, Some(&kw), Some(call), contextvars))
                 .map(|r| Payload::Foreign(Arc::new(PyValue::result(r.unbind()))))
                 .map_err(|e| from_pyerr(py, e))
         })
@@ -127,13 +165,14 @@ impl Tool for PyTool {
         let name = self.0.spec.name.clone();
         if !self.0.is_async {
             // Off the async workers: a sync callback may block. Blocking-pool threads keep
-            // their Python thread state between calls.
+            // their Python thread state between calls. Should the call time out or be
+            // cancelled, the callback runs on in its thread and its result is dropped.
             let this = self.clone();
-            let context = pctx
+            let contextvars = pctx
                 .and_then(|p| p.context.as_ref())
                 .map(|c| with_gil(|py| c.clone_ref(py)));
             let h = runtime::cached_handle()
-                .spawn_blocking(move || this.run_sync(&args, context.as_ref()));
+                .spawn_blocking(move || this.run_sync(&args, &ctx, contextvars.as_ref()));
             return Box::pin(async move {
                 h.await.unwrap_or_else(|e| {
                     if e.is_cancelled() {
@@ -151,15 +190,17 @@ impl Tool for PyTool {
                 Some(l) => l.clone_ref(py),
                 None => runtime_loop(py).map_err(|e| from_pyerr(py, e))?,
             };
-            let context = pctx
+            let contextvars = pctx
                 .and_then(|p| p.context.as_ref())
                 .map(|c| c.clone_ref(py));
+            let call = ctx.clone();
             let make = Box::new(move |py: Python<'_>| {
                 let kw = this.kwargs(py, &args)?;
                 // Created on the loop thread; contextvars apply through the task.
-                this.invoke(py, Some(&kw), None).map(Bound::unbind)
+                this.invoke(py, Some(&kw), Some(&call), None)
+                    .map(Bound::unbind)
             });
-            Ok::<_, Error>(await_coroutine(py, name, lp, context, make))
+            Ok::<_, Error>(await_coroutine(py, name, lp, contextvars, make))
         });
         match started {
             Ok(f) => Box::pin(f),
@@ -171,8 +212,8 @@ impl Tool for PyTool {
         if self.0.is_async {
             return runtime::block_on(self.call(args, ctx));
         }
-        let context = ctx.foreign::<PyCallCtx>().and_then(|p| p.context.as_ref());
-        self.run_sync(&args, context)
+        let contextvars = ctx.foreign::<PyCallCtx>().and_then(|p| p.context.as_ref());
+        self.run_sync(&args, &ctx, contextvars)
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -1,7 +1,7 @@
 //! `agent_runtime._native.Registry`: the registry as Python sees it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
@@ -10,11 +10,14 @@ use pythonize::pythonize;
 use serde_json::Value;
 
 use super::convert::{json_to_py, py_to_json, py_to_json_lenient, PyValue};
-use super::errors::IntoPyResult;
+use super::errors::{from_pyerr, IntoPyResult};
+use super::gil::with_gil;
 use super::loop_bridge::{into_awaitable, Ready};
 use super::pytool::{PyCallCtx, PyTool};
+use super::task::PyTask;
+use crate::core::registry::{finished_event, started_event};
 use crate::core::{
-    next_call_id, runtime, CallContext, Payload, Registered, Registry, Tool, ToolSpec,
+    events, runtime, CallContext, Payload, Progress, ProgressSink, Registered, Registry, ToolSpec,
 };
 
 /// A set of tools. `Registry()` is a new, independent registry; `Registry(shared=True)` is a
@@ -116,6 +119,56 @@ fn payload_to_py(py: Python<'_>, p: Payload, hint: Option<&Value>) -> PyResult<P
     }
 }
 
+/// A per-call timeout argument: positive seconds.
+fn duration_arg(timeout: Option<f64>) -> PyResult<Option<Duration>> {
+    match timeout {
+        None => Ok(None),
+        Some(t) if t.is_finite() && t > 0.0 => Ok(Some(Duration::from_secs_f64(t))),
+        Some(t) => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "timeout must be a positive number of seconds, got {t}"
+        ))),
+    }
+}
+
+/// Forward progress reports to a Python callable `fn(done, total, message)`, from whichever
+/// thread reports. Its exceptions are reported as unraisable, never breaking the call.
+fn progress_sink(on_progress: Option<Py<PyAny>>) -> Option<ProgressSink> {
+    let f = on_progress?;
+    Some(Arc::new(move |p: &Progress| {
+        with_gil(|py| {
+            if let Err(e) = f.call1(py, (p.done, p.total, p.message.clone())) {
+                e.write_unraisable(py, Some(f.bind(py)));
+            }
+        })
+    }))
+}
+
+/// A sync Python tool on the calling thread: no thread hop, the caller's objects as they are.
+fn call_inline(
+    py: Python<'_>,
+    e: &Registered,
+    pt: &PyTool,
+    dict: Option<&Bound<'_, PyDict>>,
+    progress: Option<ProgressSink>,
+) -> PyResult<Py<PyAny>> {
+    let observed = events::active();
+    if !observed && !pt.wants_context() {
+        return Ok(pt.invoke(py, dict, None, None)?.unbind());
+    }
+    let call = CallContext::new().with_progress(progress);
+    let t0 = Instant::now();
+    started_event(e.name(), call.call_id);
+    let r = pt.invoke(py, dict, Some(&call), None).map(Bound::unbind);
+    if observed {
+        let outcome = match &r {
+            Ok(_) => Ok(()),
+            Err(err) => Err(from_pyerr(py, err.clone_ref(py))),
+        };
+        finished_event(e.name(), call.call_id, t0, &outcome);
+    }
+    r
+}
+
 fn spec_to_py(py: Python<'_>, s: &ToolSpec) -> PyResult<Py<PyAny>> {
     Ok(pythonize(py, s)?.unbind())
 }
@@ -125,11 +178,22 @@ impl PyRegistry {
         self.inner.get(name).py(py)
     }
 
-    fn ctx(loop_: Option<Py<PyAny>>, context: Option<Py<PyAny>>) -> CallContext {
-        CallContext {
-            call_id: next_call_id(),
-            foreign: Some(Arc::new(PyCallCtx { loop_, context })),
+    /// A call context carrying the caller's loop and contextvars. The returned `Arc` lets the
+    /// caller drop the Python references itself, attached (not via pyo3's deferred queue).
+    fn ctx(
+        loop_: Option<Py<PyAny>>,
+        context: Option<Py<PyAny>>,
+        timeout: Option<Duration>,
+        progress: Option<ProgressSink>,
+    ) -> (CallContext, Arc<PyCallCtx>) {
+        let p = Arc::new(PyCallCtx { loop_, context });
+        let ctx = CallContext {
+            foreign: Some(p.clone()),
+            ..CallContext::new()
         }
+        .with_timeout(timeout)
+        .with_progress(progress);
+        (ctx, p)
     }
 }
 
@@ -150,7 +214,7 @@ impl PyRegistry {
     /// Register a Python callable as a tool. The Python package's `tool` decorator derives
     /// the schema and calls this.
     #[pyo3(signature = (func, name, *, description = String::new(), input_schema = None, output_schema = None,
-                        timeout = None, is_async = false, coercer = None, replace = false))]
+                        timeout = None, is_async = false, coercer = None, context_param = None, replace = false))]
     #[allow(clippy::too_many_arguments)]
     fn register(
         &self,
@@ -163,6 +227,7 @@ impl PyRegistry {
         timeout: Option<f64>,
         is_async: bool,
         coercer: Option<Py<PyAny>>,
+        context_param: Option<String>,
         replace: bool,
     ) -> PyResult<()> {
         if !func.bind(py).is_callable() {
@@ -183,7 +248,7 @@ impl PyRegistry {
             }
             spec.timeout = Some(Duration::from_secs_f64(t));
         }
-        let tool = Arc::new(PyTool::new(spec, func, is_async, coercer));
+        let tool = Arc::new(PyTool::new(spec, func, is_async, coercer, context_param));
         if replace {
             self.inner.replace(tool).py(py)?;
         } else {
@@ -236,45 +301,45 @@ impl PyRegistry {
     }
 
     /// Call a tool and wait for its result. A sync Python tool runs on this thread with the
-    /// caller's objects; Rust tools run with the GIL released.
-    #[pyo3(signature = (name, args = None))]
+    /// caller's objects (in a worker thread when a timeout applies, so the deadline holds);
+    /// Rust tools run with the GIL released.
+    #[pyo3(signature = (name, args = None, *, timeout = None, on_progress = None))]
     fn call(
         &self,
         py: Python<'_>,
         name: &str,
         args: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+        on_progress: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let e = self.entry(py, name)?;
         let pt = e.tool().as_any().downcast_ref::<PyTool>();
         let checked = check(py, &e, pt.is_some(), args)?;
+        let timeout = duration_arg(timeout)?;
+        let progress = progress_sink(on_progress);
         if let Some(pt) = pt {
-            if !pt.is_async() {
-                return Ok(pt.invoke(py, checked.dict.as_ref(), None)?.unbind());
+            if !pt.is_async() && timeout.or(e.spec().timeout).is_none() {
+                return call_inline(py, &e, pt, checked.dict.as_ref(), progress);
             }
-            if let Some(l) = running_loop(py)? {
-                let rl = super::loop_bridge::runtime_loop(py)?;
-                if l.is(&rl) {
-                    return Err(PyRuntimeError::new_err(format!(
-                        "sync call() of async tool '{name}' from the runtime's own event loop would deadlock; use `await call_async(...)`"
-                    )));
+            if pt.is_async() {
+                if let Some(l) = running_loop(py)? {
+                    if l.is(&super::loop_bridge::runtime_loop(py)?) {
+                        return Err(PyRuntimeError::new_err(format!(
+                            "sync call() of async tool '{name}' from the runtime's own event loop would deadlock; use `await call_async(...)`"
+                        )));
+                    }
                 }
             }
-            let ctx = Self::ctx(None, Some(contextvars_copy(py)?));
+            let (ctx, pctx) = Self::ctx(None, Some(contextvars_copy(py)?), timeout, progress);
             let args = Payload::Foreign(Arc::new(PyValue::args(
                 checked.dict(py).unbind().into_any(),
             )));
-            let fut = Tool::call(pt, args, ctx);
+            let fut = e.call_prevalidated(args, ctx);
             let r = py.detach(|| runtime::block_on(fut));
+            drop(pctx);
             return payload_to_py(py, r.py(py)?, None);
         }
-        let pctx = Arc::new(PyCallCtx {
-            loop_: None,
-            context: Some(contextvars_copy(py)?),
-        });
-        let ctx = CallContext {
-            call_id: next_call_id(),
-            foreign: Some(pctx.clone()),
-        };
+        let (ctx, pctx) = Self::ctx(None, Some(contextvars_copy(py)?), timeout, progress);
         let fut = e.call_prevalidated(Payload::Json(checked.json.unwrap_or_default()), ctx);
         let r = py.detach(|| runtime::block_on(fut));
         // Dropped here, attached: the last reference to the context object goes without
@@ -285,27 +350,34 @@ impl PyRegistry {
 
     /// Call a tool from asyncio: `await registry.call_async(name, args)`. Async Python tools
     /// run as the caller's coroutine; sync Python tools run in a worker thread; Rust tools on
-    /// tokio (finishing inline when they complete without waiting).
-    #[pyo3(signature = (name, args = None))]
+    /// tokio (finishing inline when they complete without waiting). Cancelling the awaitable
+    /// cancels the call.
+    #[pyo3(signature = (name, args = None, *, timeout = None, on_progress = None))]
     fn call_async<'py>(
         &self,
         py: Python<'py>,
         name: &str,
         args: Option<&Bound<'py, PyAny>>,
+        timeout: Option<f64>,
+        on_progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let prepared = (|| -> PyResult<(Arc<Registered>, Checked<'py>)> {
+        let prepared = (|| -> PyResult<(Arc<Registered>, Checked<'py>, Option<Duration>)> {
             let e = self.entry(py, name)?;
             let is_py = e.tool().as_any().is::<PyTool>();
             let checked = check(py, &e, is_py, args)?;
-            Ok((e, checked))
+            Ok((e, checked, duration_arg(timeout)?))
         })();
-        let (e, checked) = match prepared {
+        let (e, checked, timeout) = match prepared {
             Ok(p) => p,
             Err(err) => return Ok(Bound::new(py, Ready::new(Err(err)))?.into_any()),
         };
+        let progress = progress_sink(on_progress);
         if let Some(pt) = e.tool().as_any().downcast_ref::<PyTool>() {
-            if pt.is_async() {
-                return pt.invoke(py, checked.dict.as_ref(), None);
+            // Nothing to add around the coroutine: hand it over as is.
+            let plain =
+                timeout.or(e.spec().timeout).is_none() && !pt.wants_context() && !events::active();
+            if pt.is_async() && plain {
+                return pt.invoke(py, checked.dict.as_ref(), None, None);
             }
         }
         let lp = match running_loop(py)? {
@@ -316,7 +388,13 @@ impl PyRegistry {
                 ))
             }
         };
-        let ctx = Self::ctx(Some(lp.clone_ref(py)), Some(contextvars_copy(py)?));
+        let (ctx, _pctx) = Self::ctx(
+            Some(lp.clone_ref(py)),
+            Some(contextvars_copy(py)?),
+            timeout,
+            progress,
+        );
+        let token = ctx.cancel.clone();
         let hint = e.spec().output_schema.clone();
         let payload = match checked.json {
             Some(json) => Payload::Json(json),
@@ -325,9 +403,42 @@ impl PyRegistry {
             ))),
         };
         let fut = e.call_prevalidated(payload, ctx);
-        into_awaitable(py, lp, fut, move |py, p| {
-            payload_to_py(py, p, hint.as_ref())
-        })
+        into_awaitable(
+            py,
+            lp,
+            fut,
+            move |py, p| payload_to_py(py, p, hint.as_ref()),
+            Some(token),
+        )
+    }
+
+    /// Start a call in the background and return its `Task` at once. Unknown tools and
+    /// invalid arguments raise here; everything else is reported through the task.
+    #[pyo3(signature = (name, args = None, *, timeout = None, on_progress = None))]
+    fn spawn(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        args: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+        on_progress: Option<Py<PyAny>>,
+    ) -> PyResult<PyTask> {
+        let e = self.entry(py, name)?;
+        let is_py = e.tool().as_any().is::<PyTool>();
+        let checked = check(py, &e, is_py, args)?;
+        let (ctx, _pctx) = Self::ctx(
+            None,
+            Some(contextvars_copy(py)?),
+            duration_arg(timeout)?,
+            progress_sink(on_progress),
+        );
+        let payload = match checked.json {
+            Some(json) => Payload::Json(json),
+            None => Payload::Foreign(Arc::new(PyValue::args(
+                checked.dict(py).unbind().into_any(),
+            ))),
+        };
+        Ok(PyTask::new(e.spawn_prevalidated(payload, ctx)))
     }
 
     fn __repr__(&self) -> String {
