@@ -194,9 +194,13 @@ def test_call_async_of_rust_tool_that_waits_can_be_cancelled():
     assert run(main()) == 2
 
 
-def test_call_async_outside_a_loop_is_an_error():
-    with pytest.raises(RuntimeError, match="running asyncio event loop"):
-        call_async("diag.sleep", {"seconds": 0.01})
+def test_call_async_is_a_coroutine():
+    import inspect
+
+    coro = call_async("diag.sleep", {"seconds": 0.01})
+    assert inspect.iscoroutine(coro)
+    assert asyncio.run(coro) == 0.01
+    assert asyncio.run(call_async("async_add", {"a": 1, "b": 1})) == 2
 
 
 def test_ready_awaitable_is_single_use():

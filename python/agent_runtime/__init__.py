@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from typing import Any, Callable, TypeVar, overload
+from typing import Any, Callable, Mapping, TypeVar, overload
 
 from . import _native
 from ._native import (
@@ -82,6 +82,9 @@ def _is_async(fn: Any) -> bool:
     return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
         getattr(target, "__call__", None)  # noqa: B004 - callable objects with async __call__
     )
+
+
+_native_call_async = _native.Registry.call_async
 
 
 class Registry(_native.Registry):
@@ -169,6 +172,22 @@ class Registry(_native.Registry):
     def tools(self) -> list[dict[str, Any]]:
         """Specs of all tools (dicts), sorted by name."""
         return self.specs()
+
+    async def call_async(
+        self,
+        name: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        on_progress: Callable[[float, float | None, str | None], Any] | None = None,
+    ) -> Any:
+        """Call a tool from asyncio (a coroutine, so ``asyncio.run(call_async(...))`` works).
+
+        Async Python tools run in the caller's task, sync Python tools in a worker thread, Rust
+        tools on tokio; cancelling the awaiting task cancels the call. ``timeout`` overrides
+        the tool's default; ``on_progress(done, total, message)`` receives progress reports.
+        """
+        return await _native_call_async(self, name, args, timeout=timeout, on_progress=on_progress)
 
 
 _default = Registry(shared=True)

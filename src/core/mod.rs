@@ -14,3 +14,6 @@ pub use payload::{ForeignValue, Payload};
 pub use registry::{next_call_id, Registered, Registry};
 pub use tasks::{live_tasks, TaskHandle, TaskStatus};
 pub use tool::{BoxFuture, CallContext, FnTool, Progress, ProgressSink, Tool, ToolSpec};
+
+#[cfg(test)]
+mod tests;

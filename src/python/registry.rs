@@ -131,13 +131,17 @@ fn duration_arg(timeout: Option<f64>) -> PyResult<Option<Duration>> {
 }
 
 /// Forward progress reports to a Python callable `fn(done, total, message)`, from whichever
-/// thread reports. Its exceptions are reported as unraisable, never breaking the call.
+/// thread reports. Its exceptions are logged, never breaking the call.
 fn progress_sink(on_progress: Option<Py<PyAny>>) -> Option<ProgressSink> {
     let f = on_progress?;
     Some(Arc::new(move |p: &Progress| {
         with_gil(|py| {
             if let Err(e) = f.call1(py, (p.done, p.total, p.message.clone())) {
-                e.write_unraisable(py, Some(f.bind(py)));
+                let tb = e
+                    .traceback(py)
+                    .and_then(|t| t.format().ok())
+                    .unwrap_or_default();
+                log::error!("on_progress callback failed: {e}\n{tb}");
             }
         })
     }))
