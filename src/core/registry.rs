@@ -82,10 +82,26 @@ impl Registered {
         self.start(args, ctx)
     }
 
-    /// Spawn a call whose arguments were already validated.
+    /// Spawn a call whose arguments were already validated. The call is polled once right
+    /// here (like asyncio's eager tasks): one that finishes without waiting never touches the
+    /// scheduler; the rest continues on the runtime. Callers holding a language lock (the GIL)
+    /// should release it around this.
     pub fn spawn_prevalidated(&self, args: Payload, ctx: CallContext) -> TaskHandle {
         let (task, ctx) = TaskHandle::new(self.name(), self.spec().output_schema.clone(), ctx);
-        let fut = self.start(args, ctx);
+        let mut fut = Box::pin(self.start(args, ctx));
+        let h = super::runtime::cached_handle();
+        {
+            let _g = h.enter();
+            task.set_running();
+            let waker = futures::task::noop_waker();
+            if let std::task::Poll::Ready(r) = fut
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(&waker))
+            {
+                task.complete(r);
+                return task;
+            }
+        }
         // Completes the task as cancelled if the runtime drops it (shutdown) before it ends.
         struct Guard(Option<TaskHandle>);
         impl Drop for Guard {
@@ -97,10 +113,7 @@ impl Registered {
             }
         }
         let mut guard = Guard(Some(task.clone()));
-        super::runtime::cached_handle().spawn(async move {
-            if let Some(t) = &guard.0 {
-                t.set_running();
-            }
+        h.spawn(async move {
             let r = fut.await;
             if let Some(t) = guard.0.take() {
                 t.complete(r);

@@ -369,7 +369,7 @@ impl Ready {
 static RESOLVE: PyOnceLock<Py<PyCFunction>> = PyOnceLock::new();
 
 /// `_resolve(fut, ok, value)`, run on the loop thread: complete `fut` unless it was cancelled.
-fn resolver(py: Python<'_>) -> PyResult<&Bound<'_, PyCFunction>> {
+pub fn resolver(py: Python<'_>) -> PyResult<&Bound<'_, PyCFunction>> {
     RESOLVE
         .get_or_try_init(py, || {
             PyCFunction::new_closure(

@@ -105,7 +105,8 @@ fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
 
 #[pyfunction]
 fn _atexit(py: Python<'_>) -> PyResult<()> {
-    let r = shutdown(py, 1.0);
+    // Short grace: threads still inside a sync Python callback cannot be joined anyway.
+    let r = shutdown(py, 0.5);
     // From here on threads must not touch the interpreter on their way out.
     gil::FINALIZING.store(true, Ordering::Release);
     r

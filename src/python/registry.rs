@@ -417,7 +417,9 @@ impl PyRegistry {
     }
 
     /// Start a call in the background and return its `Task` at once. Unknown tools and
-    /// invalid arguments raise here; everything else is reported through the task.
+    /// invalid arguments raise here; everything else is reported through the task. Called
+    /// from asyncio, async Python tools run on the caller's loop (so, as with asyncio tasks,
+    /// they are cancelled if that loop ends first); otherwise on the runtime's loop thread.
     #[pyo3(signature = (name, args = None, *, timeout = None, on_progress = None))]
     fn spawn(
         &self,
@@ -431,7 +433,7 @@ impl PyRegistry {
         let is_py = e.tool().as_any().is::<PyTool>();
         let checked = check(py, &e, is_py, args)?;
         let (ctx, _pctx) = Self::ctx(
-            None,
+            running_loop(py)?,
             Some(contextvars_copy(py)?),
             duration_arg(timeout)?,
             progress_sink(on_progress),
@@ -442,7 +444,9 @@ impl PyRegistry {
                 checked.dict(py).unbind().into_any(),
             ))),
         };
-        Ok(PyTask::new(e.spawn_prevalidated(payload, ctx)))
+        Ok(PyTask::new(
+            py.detach(|| e.spawn_prevalidated(payload, ctx)),
+        ))
     }
 
     fn __repr__(&self) -> String {

@@ -8,7 +8,8 @@ use pyo3::types::PyDict;
 
 use super::convert::{json_to_py, PyValue};
 use super::errors::IntoPyResult;
-use super::loop_bridge::{into_awaitable, Ready};
+use super::gil::with_gil;
+use super::loop_bridge::{resolver, Ready};
 use crate::core::{runtime, Payload, TaskHandle};
 
 /// A tool call running in the background (from `spawn`). Await it, wait with `result()`,
@@ -38,6 +39,25 @@ pub fn result_to_py(py: Python<'_>, h: &TaskHandle, p: Payload) -> PyResult<Py<P
         Payload::Json(v) => Ok(json_to_py(py, &v, h.output_schema(), "result")
             .py(py)?
             .unbind()),
+    }
+}
+
+/// Cancels the task when the asyncio future awaiting it is cancelled (asyncio semantics).
+#[pyclass]
+struct CancelTaskOnCancel {
+    handle: TaskHandle,
+}
+
+#[pymethods]
+impl CancelTaskOnCancel {
+    fn __call__(&self, fut: &Bound<'_, PyAny>) {
+        if fut
+            .call_method0("cancelled")
+            .and_then(|c| c.is_truthy())
+            .unwrap_or(false)
+        {
+            self.handle.cancel();
+        }
     }
 }
 
@@ -138,16 +158,26 @@ impl PyTask {
                 "a Task must be awaited inside a running asyncio event loop",
             ));
         }
-        let token = h.cancel_token();
-        let waiter = h.clone();
-        let aw = into_awaitable(
-            py,
-            lp.unbind(),
-            async move { waiter.wait().await },
-            move |py, p| result_to_py(py, &h, p),
-            Some(token),
-        )?;
-        aw.call_method0("__await__")
+        // Resolve an asyncio future straight from the thread that finishes the task.
+        let afut = lp.call_method0("create_future")?;
+        let target = afut.clone().unbind();
+        let lp = lp.unbind();
+        let done = h.clone();
+        h.on_done(move |r| {
+            with_gil(|py| {
+                let (ok, value) = match r.clone().py(py).and_then(|p| result_to_py(py, &done, p)) {
+                    Ok(v) => (true, v),
+                    Err(e) => (false, e.into_value(py).into_any()),
+                };
+                // Fails only when the loop is closed: then nobody is waiting.
+                let _ = resolver(py).and_then(|f| {
+                    lp.bind(py)
+                        .call_method1("call_soon_threadsafe", (f, target, ok, value))
+                });
+            })
+        });
+        afut.call_method1("add_done_callback", (CancelTaskOnCancel { handle: h },))?;
+        afut.call_method0("__await__")
     }
 
     fn __repr__(&self) -> String {
