@@ -30,7 +30,8 @@ from .common import (
 AREAS = ["bridge", "tasks"]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
-ANALYSIS_MARKER = "<!-- analysis -->"
+ANALYSIS_MARKER = "<!-- analysis: from benches/ANALYSIS.md -->"
+ANALYSIS_FILE = Path(__file__).resolve().parent / "ANALYSIS.md"
 
 
 def _missed(rows: Sequence[Row]) -> List[str]:
@@ -79,13 +80,8 @@ def render_report(
         lines += ["All targets met.", ""]
     for area, tb in errors:
         lines += [f"Area **{area}** failed:", "", "```", tb.rstrip(), "```", ""]
-    lines += [
-        "### Analysis",
-        "",
-        ANALYSIS_MARKER,
-        "_Placeholder \u2014 analysis of the results and of any missed targets goes here._",
-        "",
-    ]
+    analysis = ANALYSIS_FILE.read_text().strip() if ANALYSIS_FILE.exists() else "_No analysis written yet._"
+    lines += ["### Analysis", "", ANALYSIS_MARKER, analysis, ""]
     return "\n".join(lines)
 
 

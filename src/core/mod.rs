@@ -1,5 +1,6 @@
 //! The pure-Rust core: no pyo3 here. Everything else calls into [`Registry::call`].
 
+pub mod cancel;
 pub mod error;
 pub mod events;
 pub mod payload;
@@ -9,6 +10,7 @@ pub mod schema;
 pub mod tasks;
 pub mod tool;
 
+pub use cancel::CancelToken;
 pub use error::{Error, Opaque, Result};
 pub use payload::{ForeignValue, Payload};
 pub use registry::{next_call_id, Registered, Registry};

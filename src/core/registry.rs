@@ -22,6 +22,8 @@ use super::tool::{CallContext, Tool, ToolSpec};
 /// A tool as stored in a registry: the tool and its compiled input validator.
 pub struct Registered {
     tool: Arc<dyn Tool>,
+    /// The tool's name, shared cheaply with every call.
+    name: Arc<str>,
     validator: ArgsValidator,
     /// Whether `{}` passes the input schema: lets boundaries skip converting empty arguments.
     empty_ok: bool,
@@ -134,7 +136,7 @@ impl Registered {
         args: Payload,
         ctx: CallContext,
     ) -> impl Future<Output = Result<Payload>> + Send + 'static {
-        let name = self.name().to_string();
+        let name = self.name.clone();
         let timeout = self.effective_timeout(&ctx);
         let token = ctx.cancel.clone();
         let call_id = ctx.call_id;
@@ -146,22 +148,33 @@ impl Registered {
             let r = match fut {
                 Err(p) => Err(panic_error(&name, p)),
                 Ok(fut) => {
-                    let run = AssertUnwindSafe(fut).catch_unwind();
-                    let deadline = async {
-                        match timeout {
-                            Some(d) => tokio::time::sleep(d).await,
-                            None => std::future::pending().await,
+                    let mut run = std::pin::pin!(AssertUnwindSafe(fut).catch_unwind());
+                    // Most calls finish on their first poll: skip arming the timer and the
+                    // cancellation watch for them.
+                    match futures::poll!(run.as_mut()) {
+                        std::task::Poll::Ready(r) => {
+                            r.unwrap_or_else(|p| Err(panic_error(&name, p)))
                         }
-                    };
-                    tokio::select! {
-                        biased;
-                        r = run => r.unwrap_or_else(|p| Err(panic_error(&name, p))),
-                        _ = token.cancelled() => Err(Error::Cancelled { tool: name.clone() }),
-                        _ = deadline => {
-                            // Tell the tool (Rust tools watch the token; dropping the future
-                            // cancels an async Python coroutine).
-                            token.cancel();
-                            Err(Error::Timeout { tool: name.clone(), timeout: timeout.unwrap_or_default() })
+                        std::task::Poll::Pending => {
+                            let deadline = async {
+                                match timeout {
+                                    Some(d) => {
+                                        tokio::time::sleep(d.saturating_sub(t0.elapsed())).await
+                                    }
+                                    None => std::future::pending().await,
+                                }
+                            };
+                            tokio::select! {
+                                biased;
+                                r = run => r.unwrap_or_else(|p| Err(panic_error(&name, p))),
+                                _ = token.cancelled() => Err(Error::Cancelled { tool: name.to_string() }),
+                                _ = deadline => {
+                                    // Tell the tool (Rust tools watch the token; dropping the
+                                    // future cancels an async Python coroutine).
+                                    token.cancel();
+                                    Err(Error::Timeout { tool: name.to_string(), timeout: timeout.unwrap_or_default() })
+                                }
+                            }
                         }
                     }
                 }
@@ -282,8 +295,10 @@ impl Registry {
         let empty_ok = validator
             .validate(&spec.name, &Value::Object(Default::default()))
             .is_ok();
+        let name: Arc<str> = Arc::from(spec.name.as_str());
         Ok(Arc::new(Registered {
             tool,
+            name,
             validator,
             empty_ok,
         }))

@@ -178,7 +178,7 @@ impl TaskHandle {
     }
 
     /// The call's cancellation token.
-    pub fn cancel_token(&self) -> tokio_util::sync::CancellationToken {
+    pub fn cancel_token(&self) -> crate::core::CancelToken {
         self.0.ctx.cancel.clone()
     }
 

@@ -107,7 +107,7 @@ pub struct CallContext {
     pub call_id: u64,
     /// Cancelled when the caller cancels, the call times out, or the runtime shuts down. Rust
     /// tools doing long work should check it (`is_cancelled`, `cancelled().await`).
-    pub cancel: tokio_util::sync::CancellationToken,
+    pub cancel: crate::core::CancelToken,
     /// Per-call timeout; overrides the tool's default.
     pub timeout: Option<Duration>,
     pub progress: Option<ProgressSink>,

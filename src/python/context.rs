@@ -13,7 +13,7 @@ use crate::core::{CallContext, Error, Progress, ProgressSink};
 pub struct PyContext {
     call_id: u64,
     tool: String,
-    cancel: tokio_util::sync::CancellationToken,
+    cancel: crate::core::CancelToken,
     progress: Option<ProgressSink>,
 }
 

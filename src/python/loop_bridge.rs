@@ -398,7 +398,7 @@ pub fn resolver(py: Python<'_>) -> PyResult<&Bound<'_, PyCFunction>> {
 #[pyclass]
 struct AbortOnCancel {
     handle: tokio::task::AbortHandle,
-    cancel: Option<tokio_util::sync::CancellationToken>,
+    cancel: Option<crate::core::CancelToken>,
 }
 
 #[pymethods]
@@ -428,7 +428,7 @@ pub fn into_awaitable<'py, F, C>(
     loop_: Py<PyAny>,
     fut: F,
     convert: C,
-    cancel: Option<tokio_util::sync::CancellationToken>,
+    cancel: Option<crate::core::CancelToken>,
 ) -> PyResult<Bound<'py, PyAny>>
 where
     F: Future<Output = Result<Payload>> + Send + 'static,
