@@ -47,6 +47,23 @@ async def fetch_many(urls: List[str], delay: float = 0.05) -> List[Dict[str, obj
 
 
 @agent_runtime.tool
+def slow_count(n: int, ctx: agent_runtime.Context, delay: float = 0.2) -> int:
+    """Count to n slowly, reporting progress (the CLI shows it on a terminal).
+
+    Args:
+        n: How far to count.
+        delay: Seconds per step.
+    """
+    import time
+
+    for i in range(n):
+        ctx.check_cancelled()
+        ctx.progress(i + 1, n, f"counted {i + 1}")
+        time.sleep(delay)
+    return n
+
+
+@agent_runtime.tool
 def divide(a: float, b: float, round_to: Optional[int] = None) -> float:
     """Divide a by b; raises ZeroDivisionError for b == 0 (shows error propagation)."""
     q = a / b

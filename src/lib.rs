@@ -5,8 +5,12 @@
 //! without the `python` feature) has no Python dependency.
 
 pub mod builtin;
+#[cfg(feature = "python")]
+pub mod cli;
 pub mod core;
 #[cfg(feature = "python")]
 pub mod python;
 
 pub use crate::core::{CallContext, Error, FnTool, Payload, Registry, Result, Tool, ToolSpec};
+#[cfg(feature = "python")]
+pub use crate::python::host::{Host, HostBuilder, PluginReport};

@@ -49,6 +49,9 @@ pub enum Error {
         /// The exception object itself, so a Python caller gets back exactly what was raised.
         original: Option<Opaque>,
     },
+    /// Refused by policy (a module outside the allowlist, a missing token, ...).
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
     #[error("tool registration failed: {0}")]
     Registration(String),
     #[error("runtime error: {0}")]
@@ -94,6 +97,7 @@ impl Error {
             Error::Timeout { .. } => "ToolTimeout",
             Error::Cancelled { .. } => "Cancelled",
             Error::Python { .. } => "PythonError",
+            Error::NotAllowed(_) => "NotAllowed",
             Error::Registration(_) => "RegistrationError",
             Error::Runtime(_) => "RuntimeError",
         }

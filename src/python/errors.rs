@@ -20,6 +20,7 @@ pub struct Classes {
     pub timeout: Py<PyType>,
     pub cancelled: Py<PyType>,
     pub registration: Py<PyType>,
+    pub not_allowed: Py<PyType>,
 }
 
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
@@ -81,6 +82,12 @@ pub fn classes(py: Python<'_>) -> &Classes {
                     "RegistrationError",
                     vec![b(), py.get_type::<PyValueError>()],
                     "A tool could not be registered (duplicate name, bad schema).",
+                )?,
+                not_allowed: make(
+                    py,
+                    "NotAllowed",
+                    vec![b(), py.get_type::<pyo3::exceptions::PyPermissionError>()],
+                    "Refused by policy: a module outside the allowlist, a missing or wrong token.",
                 )?,
                 base,
             })
@@ -209,6 +216,7 @@ pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
             err
         }
         Error::Registration(_) => new(&c.registration),
+        Error::NotAllowed(_) => new(&c.not_allowed),
         Error::Runtime(_) => new(&c.base),
     }
 }

@@ -4,6 +4,7 @@ pub mod context;
 pub mod convert;
 pub mod errors;
 pub mod gil;
+pub mod host;
 pub mod loop_bridge;
 pub mod pytool;
 pub mod registry;
@@ -101,6 +102,76 @@ fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
         }
     }
     Ok(d)
+}
+
+/// Run the `agent-runtime` command line with `argv`; returns the exit code.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
+    py.detach(|| crate::cli::run(argv))
+}
+
+/// Import a tool module explicitly (it becomes allowed for `run_function`/`run_script`).
+#[pyfunction]
+fn import_tools(py: Python<'_>, module: &str) -> PyResult<()> {
+    let m = module.to_string();
+    py.detach(|| host::import_module(&m))
+        .map_err(|e| errors::to_pyerr(py, e))
+}
+
+/// Add module allowlist patterns for `run_function`/`run_script` (`pkg.mod`, `pkg.*`, `*`).
+#[pyfunction]
+#[pyo3(signature = (*patterns))]
+fn allow_modules(patterns: Vec<String>) {
+    host::allow_modules(patterns);
+}
+
+/// Import the plugins declared under an entry-point group; one report dict per plugin
+/// (`name`, `value`, `dist`, `error`).
+#[pyfunction]
+#[pyo3(signature = (group = host::ENTRY_POINT_GROUP))]
+fn discover(py: Python<'_>, group: &str) -> PyResult<Py<PyAny>> {
+    let g = group.to_string();
+    let reports = py.detach(|| host::discover(&g));
+    Ok(pythonize::pythonize(py, &reports)?.unbind())
+}
+
+/// The note's RunTool: call `tool_name` with a JSON text of arguments; JSON text back.
+#[pyfunction]
+#[pyo3(signature = (tool_name, args_json = "{}"))]
+fn run_tool(py: Python<'_>, tool_name: &str, args_json: &str) -> PyResult<String> {
+    let (n, a) = (tool_name.to_string(), args_json.to_string());
+    py.detach(|| {
+        runtime::block_on(host::run_tool(
+            Registry::global(),
+            &n,
+            &a,
+            crate::core::CallContext::new(),
+        ))
+    })
+    .map_err(|e| errors::to_pyerr(py, e))
+}
+
+/// The note's RunFunction: `module.function(*json.loads(args_json))` for allowlisted modules;
+/// the result as JSON text.
+#[pyfunction]
+#[pyo3(signature = (module, function, args_json = "[]"))]
+fn run_function(py: Python<'_>, module: &str, function: &str, args_json: &str) -> PyResult<String> {
+    let (m, f, a) = (
+        module.to_string(),
+        function.to_string(),
+        args_json.to_string(),
+    );
+    py.detach(|| runtime::block_on(host::run_function(&m, &f, &a)))
+        .map_err(|e| errors::to_pyerr(py, e))
+}
+
+/// The note's RunScript: `str(script.main(*args))` for allowlisted modules.
+#[pyfunction]
+#[pyo3(signature = (script, args = Vec::new()))]
+fn run_script(py: Python<'_>, script: &str, args: Vec<String>) -> PyResult<String> {
+    let s = script.to_string();
+    py.detach(|| runtime::block_on(host::run_script(&s, &args)))
+        .map_err(|e| errors::to_pyerr(py, e))
 }
 
 #[pyfunction]
@@ -229,6 +300,13 @@ pub fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<context::PyContext>()?;
     m.add_class::<task::PyTask>()?;
     m.add_function(wrap_pyfunction!(tasks, m)?)?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(import_tools, m)?)?;
+    m.add_function(wrap_pyfunction!(allow_modules, m)?)?;
+    m.add_function(wrap_pyfunction!(discover, m)?)?;
+    m.add_function(wrap_pyfunction!(run_tool, m)?)?;
+    m.add_function(wrap_pyfunction!(run_function, m)?)?;
+    m.add_function(wrap_pyfunction!(run_script, m)?)?;
     m.add_function(wrap_pyfunction!(subscribe, m)?)?;
     m.add_function(wrap_pyfunction!(unsubscribe, m)?)?;
     // Rust `log` records go to Python's `logging` (logger names follow the Rust module path,
@@ -243,6 +321,7 @@ pub fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ToolTimeout", c.timeout.bind(py))?;
     m.add("Cancelled", c.cancelled.bind(py))?;
     m.add("RegistrationError", c.registration.bind(py))?;
+    m.add("NotAllowed", c.not_allowed.bind(py))?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(_atexit, m)?)?;
     m.add_function(wrap_pyfunction!(registry::register_diagnostic_tools, m)?)?;
