@@ -77,6 +77,22 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Serve the registry until SIGINT/SIGTERM (then drain in-flight calls)
+    #[cfg(feature = "grpc")]
+    Serve {
+        /// gRPC PythonService address
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:50051")]
+        grpc: Option<String>,
+        /// Allow listening on a non-loopback address (then a token is required)
+        #[arg(long)]
+        allow_remote: bool,
+        /// Bearer token clients must send (`authorization: Bearer <token>`)
+        #[arg(long, env = "AGENT_RUNTIME_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Largest gRPC message, bytes
+        #[arg(long, default_value_t = 4 * 1024 * 1024)]
+        max_message_size: usize,
+    },
 }
 
 fn exit_code(e: &Error) -> i32 {
@@ -147,6 +163,43 @@ fn print_json(v: &Value) {
         "{}",
         text.unwrap_or_else(|e| format!("\"<unprintable: {e}>\""))
     );
+}
+
+#[cfg(feature = "grpc")]
+fn serve(
+    grpc: Option<String>,
+    allow_remote: bool,
+    token: Option<String>,
+    max_message_size: usize,
+) -> Result<(), Error> {
+    let Some(addr) = grpc else {
+        return Err(Error::InvalidArguments {
+            tool: "serve".into(),
+            path: "--grpc".into(),
+            message: "nothing to serve: pass --grpc [ADDR]".into(),
+        });
+    };
+    let addr: std::net::SocketAddr = addr.parse().map_err(|e| Error::InvalidArguments {
+        tool: "serve".into(),
+        path: "--grpc".into(),
+        message: format!("{addr:?} is not an address like 127.0.0.1:50051: {e}"),
+    })?;
+    let opts = crate::grpc::ServeOptions {
+        addr,
+        allow_remote,
+        token,
+        max_message_size,
+    };
+    let ops: Arc<dyn crate::grpc::HostOps> = Arc::new(host::PyHostOps);
+    runtime::block_on(crate::grpc::serve(
+        Registry::global().clone(),
+        Some(ops),
+        opts,
+        |bound| {
+            eprintln!("agent-runtime: gRPC PythonService listening on {bound}");
+        },
+        crate::grpc::shutdown_signal(),
+    ))
 }
 
 /// Run the CLI with `argv` (argv[0] is the program name); returns the exit code.
@@ -236,6 +289,13 @@ pub fn run(argv: Vec<String>) -> i32 {
         Command::RunScript { script, args } => {
             runtime::block_on(host::run_script(&script, &args)).map(|out| println!("{out}"))
         }
+        #[cfg(feature = "grpc")]
+        Command::Serve {
+            grpc,
+            allow_remote,
+            token,
+            max_message_size,
+        } => serve(grpc, allow_remote, token, max_message_size),
     };
     match result {
         Ok(()) => 0,

@@ -8,6 +8,8 @@ pub mod builtin;
 #[cfg(feature = "python")]
 pub mod cli;
 pub mod core;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 #[cfg(feature = "python")]
 pub mod python;
 

@@ -441,3 +441,32 @@ fn suggestions<'a>(name: &str, names: impl Iterator<Item = &'a String>) -> Vec<S
     scored.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
     scored.into_iter().take(3).map(|(_, n)| n.clone()).collect()
 }
+
+/// Parse a JSON text of arguments; failures are `InvalidArguments` at `<args_json>`.
+pub fn parse_args_json(what: &str, text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| Error::InvalidArguments {
+        tool: what.to_string(),
+        path: "<args_json>".into(),
+        message: format!("not valid JSON: {e}"),
+    })
+}
+
+/// The design note's `RunTool`: JSON text in (empty means `{}`), JSON text out.
+pub async fn run_tool(
+    registry: &Registry,
+    tool_name: &str,
+    args_json: &str,
+    ctx: CallContext,
+) -> Result<String> {
+    let args = if args_json.trim().is_empty() {
+        Value::Object(Default::default())
+    } else {
+        parse_args_json(tool_name, args_json)?
+    };
+    let out = registry
+        .call_with(tool_name, Payload::Json(args), ctx)
+        .await?
+        .into_json()?;
+    serde_json::to_string(&out)
+        .map_err(|e| Error::tool(tool_name, format!("result is not JSON: {e}")))
+}

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::convert::{json_to_py, py_to_json};
 use super::errors::from_pyerr;
 use super::gil::with_gil;
-use crate::core::{runtime, CallContext, Error, Payload, Registry, Result, ToolSpec};
+use crate::core::{runtime, CallContext, Error, Registry, Result, ToolSpec};
 
 /// The entry-point group installed packages use to declare tool modules.
 pub const ENTRY_POINT_GROUP: &str = "agent_runtime.tools";
@@ -357,32 +357,11 @@ fn entry_points<'py>(py: Python<'py>, group: &str) -> PyResult<Vec<Bound<'py, Py
 }
 
 fn parse_json(what: &str, text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| Error::InvalidArguments {
-        tool: what.to_string(),
-        path: "<args_json>".into(),
-        message: format!("not valid JSON: {e}"),
-    })
+    crate::core::registry::parse_args_json(what, text)
 }
 
-/// `RunTool` over any registry: parse, call, serialize.
-pub async fn run_tool(
-    registry: &Registry,
-    tool_name: &str,
-    args_json: &str,
-    ctx: CallContext,
-) -> Result<String> {
-    let args = if args_json.trim().is_empty() {
-        Value::Object(Default::default())
-    } else {
-        parse_json(tool_name, args_json)?
-    };
-    let out = registry
-        .call_with(tool_name, Payload::Json(args), ctx)
-        .await?
-        .into_json()?;
-    serde_json::to_string(&out)
-        .map_err(|e| Error::tool(tool_name, format!("result is not JSON: {e}")))
-}
+/// `RunTool` over any registry (see [`crate::core::registry::run_tool`]).
+pub use crate::core::registry::run_tool;
 
 /// Run `f` with the GIL on a blocking-pool thread (imports and user code may block).
 async fn blocking_python<T: Send + 'static>(
@@ -470,6 +449,30 @@ pub async fn run_script(script: &str, args: &[String]) -> Result<String> {
         r.map_err(|e| from_pyerr(py, e))
     })
     .await
+}
+
+/// `RunFunction`/`RunScript` for the gRPC transport.
+#[cfg(feature = "grpc")]
+pub struct PyHostOps;
+
+#[cfg(feature = "grpc")]
+impl crate::grpc::HostOps for PyHostOps {
+    fn run_function(
+        &self,
+        module: String,
+        function: String,
+        args_json: String,
+    ) -> crate::core::BoxFuture<Result<String>> {
+        Box::pin(async move { run_function(&module, &function, &args_json).await })
+    }
+
+    fn run_script(
+        &self,
+        script: String,
+        args: Vec<String>,
+    ) -> crate::core::BoxFuture<Result<String>> {
+        Box::pin(async move { run_script(&script, &args).await })
+    }
 }
 
 #[cfg(test)]
