@@ -216,3 +216,38 @@ def test_discover_plugins_from_entry_points(tmp_path):
     reports = {r["name"]: r for r in json.loads(out)}
     assert reports["tiny"]["error"] is None and reports["tiny"]["dist"] == "tiny-tools"
     assert "plugin is broken" in reports["broken"]["error"]
+
+
+def test_cli_shows_progress_on_a_terminal():
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([PKG_PARENT, os.path.join(ROOT, "examples")]))
+    p = subprocess.Popen(
+        [sys.executable, "-m", "agent_runtime", "--import", "tools", "call", "slow_count", '{"n": 3, "delay": 0.05}'],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+        cwd=HERE,
+    )
+    os.close(slave)
+    out, _ = p.communicate(timeout=60)
+    seen = b""
+    while True:
+        r, _, _ = select.select([master], [], [], 0.5)
+        if not r:
+            break
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert p.returncode == 0 and out.strip() == b"3"
+    assert b"[1/3] counted 1" in seen and b"[3/3] counted 3" in seen
+    # Not on a pipe: stderr stays clean for scripts.
+    p = cli("--path", os.path.join(ROOT, "examples"), "--import", "tools", "call", "slow_count", '{"n": 2, "delay": 0.01}')
+    assert p.returncode == 0 and p.stderr == ""
