@@ -127,30 +127,47 @@ impl Client {
         }
     }
 
+    /// One unary call with retries; `split` gives (result, error) of the response, and a
+    /// non-empty error field becomes [`ClientError::Remote`].
+    async fn unary<Req, Resp, Fut>(
+        &self,
+        msg: Req,
+        call: impl Fn(PythonServiceClient<Channel>, Request<Req>) -> Fut,
+        split: fn(Resp) -> (String, String),
+    ) -> Result<String, ClientError>
+    where
+        Req: Clone,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, Status>>,
+    {
+        self.retry(|c| {
+            let fut = self.request(msg.clone()).map(|req| call(c, req));
+            async move {
+                let (result, error) = split(fut?.await.map_err(ClientError::Status)?.into_inner());
+                if error.is_empty() {
+                    Ok(result)
+                } else {
+                    Err(ClientError::Remote(error))
+                }
+            }
+        })
+        .await
+    }
+
     /// `RunTool`: JSON text of arguments in, JSON text of the result out.
     pub async fn run_tool_json(
         &self,
         tool_name: &str,
         args_json: &str,
     ) -> Result<String, ClientError> {
-        self.retry(|mut c| {
-            let req = self.request(RunToolRequest {
-                tool_name: tool_name.to_string(),
-                args_json: args_json.to_string(),
-            });
-            async move {
-                let r = c
-                    .run_tool(req?)
-                    .await
-                    .map_err(ClientError::Status)?
-                    .into_inner();
-                if r.error.is_empty() {
-                    Ok(r.result_json)
-                } else {
-                    Err(ClientError::Remote(r.error))
-                }
-            }
-        })
+        let msg = RunToolRequest {
+            tool_name: tool_name.to_string(),
+            args_json: args_json.to_string(),
+        };
+        self.unary(
+            msg,
+            |mut c, r| async move { c.run_tool(r).await },
+            |r| (r.result_json, r.error),
+        )
         .await
     }
 
@@ -171,52 +188,32 @@ impl Client {
         function: &str,
         args: &[serde_json::Value],
     ) -> Result<serde_json::Value, ClientError> {
-        let args_json =
-            serde_json::to_string(args).map_err(|e| ClientError::Json(e.to_string()))?;
+        let msg = RunFunctionRequest {
+            module: module.to_string(),
+            function: function.to_string(),
+            args_json: serde_json::to_string(args).map_err(|e| ClientError::Json(e.to_string()))?,
+        };
         let out = self
-            .retry(|mut c| {
-                let req = self.request(RunFunctionRequest {
-                    module: module.to_string(),
-                    function: function.to_string(),
-                    args_json: args_json.clone(),
-                });
-                async move {
-                    let r = c
-                        .run_function(req?)
-                        .await
-                        .map_err(ClientError::Status)?
-                        .into_inner();
-                    if r.error.is_empty() {
-                        Ok(r.result_json)
-                    } else {
-                        Err(ClientError::Remote(r.error))
-                    }
-                }
-            })
+            .unary(
+                msg,
+                |mut c, r| async move { c.run_function(r).await },
+                |r| (r.result_json, r.error),
+            )
             .await?;
         serde_json::from_str(&out).map_err(|e| ClientError::Json(e.to_string()))
     }
 
     /// `RunScript`: `str(script.main(*args))`.
     pub async fn run_script(&self, script: &str, args: &[String]) -> Result<String, ClientError> {
-        self.retry(|mut c| {
-            let req = self.request(RunScriptRequest {
-                script: script.to_string(),
-                args: args.to_vec(),
-            });
-            async move {
-                let r = c
-                    .run_script(req?)
-                    .await
-                    .map_err(ClientError::Status)?
-                    .into_inner();
-                if r.error.is_empty() {
-                    Ok(r.result)
-                } else {
-                    Err(ClientError::Remote(r.error))
-                }
-            }
-        })
+        let msg = RunScriptRequest {
+            script: script.to_string(),
+            args: args.to_vec(),
+        };
+        self.unary(
+            msg,
+            |mut c, r| async move { c.run_script(r).await },
+            |r| (r.result, r.error),
+        )
         .await
     }
 }

@@ -130,52 +130,53 @@ fn call_ctx<T>(req: &Request<T>) -> (CallContext, CancelOnDrop) {
     (ctx, guard)
 }
 
+impl Service {
+    /// Run a host operation: `(result, "")` on success, `("", error)` for a failure that goes
+    /// in the response, or a status for a protocol problem.
+    async fn host_op(
+        &self,
+        rpc: &str,
+        timeout: Option<Duration>,
+        start: impl FnOnce(&dyn HostOps) -> BoxFuture<crate::core::Result<String>>,
+    ) -> Result<(String, String), Status> {
+        let Some(ops) = self.ops.as_deref() else {
+            return Err(Status::unimplemented(format!(
+                "{rpc} needs the Python host"
+            )));
+        };
+        match with_deadline(timeout, start(ops)).await {
+            Ok(v) => Ok((v, String::new())),
+            Err(e) => Ok((String::new(), classify(e)?)),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl PythonService for Service {
     async fn run_script(
         &self,
         req: Request<RunScriptRequest>,
     ) -> Result<Response<RunScriptResponse>, Status> {
-        let Some(ops) = self.ops.clone() else {
-            return Err(Status::unimplemented("RunScript needs the Python host"));
-        };
         let timeout = grpc_timeout(req.metadata());
         let r = req.into_inner();
-        let fut = ops.run_script(r.script, r.args);
-        let out = with_deadline(timeout, fut).await;
-        Ok(Response::new(match out {
-            Ok(result) => RunScriptResponse {
-                result,
-                error: String::new(),
-            },
-            Err(e) => RunScriptResponse {
-                result: String::new(),
-                error: classify(e)?,
-            },
-        }))
+        let (result, error) = self
+            .host_op("RunScript", timeout, |ops| ops.run_script(r.script, r.args))
+            .await?;
+        Ok(Response::new(RunScriptResponse { result, error }))
     }
 
     async fn run_function(
         &self,
         req: Request<RunFunctionRequest>,
     ) -> Result<Response<RunFunctionResponse>, Status> {
-        let Some(ops) = self.ops.clone() else {
-            return Err(Status::unimplemented("RunFunction needs the Python host"));
-        };
         let timeout = grpc_timeout(req.metadata());
         let r = req.into_inner();
-        let fut = ops.run_function(r.module, r.function, r.args_json);
-        let out = with_deadline(timeout, fut).await;
-        Ok(Response::new(match out {
-            Ok(result_json) => RunFunctionResponse {
-                result_json,
-                error: String::new(),
-            },
-            Err(e) => RunFunctionResponse {
-                result_json: String::new(),
-                error: classify(e)?,
-            },
-        }))
+        let (result_json, error) = self
+            .host_op("RunFunction", timeout, |ops| {
+                ops.run_function(r.module, r.function, r.args_json)
+            })
+            .await?;
+        Ok(Response::new(RunFunctionResponse { result_json, error }))
     }
 
     async fn run_tool(

@@ -467,3 +467,25 @@ impl ForeignValue for PyValue {
         self
     }
 }
+
+/// A call's result for a Python caller: a Python object as it is, JSON made Python (with
+/// `hint`, the output schema, turning base64 strings back into bytes).
+pub fn payload_to_py(
+    py: Python<'_>,
+    p: crate::core::Payload,
+    hint: Option<&Value>,
+) -> PyResult<Py<PyAny>> {
+    let to_err = |e| super::errors::to_pyerr(py, e);
+    match p {
+        crate::core::Payload::Foreign(f) => match f.as_any().downcast_ref::<PyValue>() {
+            Some(v) => Ok(v.obj.clone_ref(py)),
+            None => {
+                let v = f.to_json().map_err(to_err)?;
+                Ok(json_to_py(py, &v, hint, "result").map_err(to_err)?.unbind())
+            }
+        },
+        crate::core::Payload::Json(v) => {
+            Ok(json_to_py(py, &v, hint, "result").map_err(to_err)?.unbind())
+        }
+    }
+}

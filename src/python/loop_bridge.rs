@@ -395,26 +395,29 @@ pub fn resolver(py: Python<'_>) -> PyResult<&Bound<'_, PyCFunction>> {
         .map(|f| f.bind(py))
 }
 
+/// An asyncio done-callback that runs `on_cancel` if the future was cancelled.
 #[pyclass]
-struct AbortOnCancel {
-    handle: tokio::task::AbortHandle,
-    cancel: Option<crate::core::CancelToken>,
+pub struct OnCancel {
+    on_cancel: Box<dyn Fn() + Send + Sync>,
+}
+
+impl OnCancel {
+    pub fn new(on_cancel: impl Fn() + Send + Sync + 'static) -> Self {
+        OnCancel {
+            on_cancel: Box::new(on_cancel),
+        }
+    }
 }
 
 #[pymethods]
-impl AbortOnCancel {
+impl OnCancel {
     fn __call__(&self, fut: &Bound<'_, PyAny>) {
         if fut
             .call_method0("cancelled")
             .and_then(|c| c.is_truthy())
             .unwrap_or(false)
         {
-            // The token first: tools watching it (and spawned work) stop too; then drop the
-            // future, which cancels an awaited Python coroutine.
-            if let Some(t) = &self.cancel {
-                t.cancel();
-            }
-            self.handle.abort();
+            (self.on_cancel)();
         }
     }
 }
@@ -474,10 +477,17 @@ where
     });
     afut.call_method1(
         "add_done_callback",
-        (AbortOnCancel {
-            handle: handle.abort_handle(),
-            cancel,
-        },),
+        (OnCancel::new({
+            let abort = handle.abort_handle();
+            move || {
+                // The token first: tools watching it (and spawned work) stop too; then drop
+                // the future, which cancels an awaited Python coroutine.
+                if let Some(t) = &cancel {
+                    t.cancel();
+                }
+                abort.abort();
+            }
+        }),),
     )?;
     Ok(afut)
 }

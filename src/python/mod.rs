@@ -225,13 +225,9 @@ fn _bench_rust_to_python(
     n: usize,
     args: &Bound<'_, PyDict>,
 ) -> PyResult<Vec<f64>> {
-    let reg = registry.inner.clone();
-    let json = convert::py_to_json(args.as_any(), "args").map_err(|e| errors::to_pyerr(py, e))?;
-    let h = runtime::handle()
-        .spawn(async move { batches(n, || reg.call_blocking(&name, json.clone()).map(|_| ())) });
-    py.detach(|| runtime::block_on(h))
-        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?
-        .map_err(|e| errors::to_pyerr(py, e))
+    bench_on_tokio(py, registry, args, n, move |reg, json| {
+        std::future::ready(reg.call_blocking(&name, json).map(|_| ()))
+    })
 }
 
 /// Per-call nanoseconds of `n` sequential `Registry::call(...).await` from a tokio task (for
@@ -244,6 +240,24 @@ fn _bench_rust_await(
     n: usize,
     args: &Bound<'_, PyDict>,
 ) -> PyResult<Vec<f64>> {
+    bench_on_tokio(py, registry, args, n, move |reg, json| {
+        let name = name.clone();
+        async move { reg.call(&name, Payload::Json(json)).await.map(|_| ()) }
+    })
+}
+
+/// Run `one` `n` times inside a tokio task, timing batches of 100 calls.
+fn bench_on_tokio<F, Fut>(
+    py: Python<'_>,
+    registry: &PyRegistry,
+    args: &Bound<'_, PyDict>,
+    n: usize,
+    one: F,
+) -> PyResult<Vec<f64>>
+where
+    F: Fn(Registry, Value) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = crate::core::Result<()>> + Send,
+{
     let reg = registry.inner.clone();
     let json = convert::py_to_json(args.as_any(), "args").map_err(|e| errors::to_pyerr(py, e))?;
     let h = runtime::handle().spawn(async move {
@@ -253,7 +267,7 @@ fn _bench_rust_await(
             let k = left.min(100);
             let t = Instant::now();
             for _ in 0..k {
-                reg.call(&name, Payload::Json(json.clone())).await?;
+                one(reg.clone(), json.clone()).await?;
             }
             out.push(t.elapsed().as_nanos() as f64 / k as f64);
             left -= k;
@@ -263,24 +277,6 @@ fn _bench_rust_await(
     py.detach(|| runtime::block_on(h))
         .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?
         .map_err(|e| errors::to_pyerr(py, e))
-}
-
-fn batches(
-    n: usize,
-    mut f: impl FnMut() -> crate::core::Result<()>,
-) -> crate::core::Result<Vec<f64>> {
-    let mut out = Vec::new();
-    let mut left = n;
-    while left > 0 {
-        let k = left.min(100);
-        let t = Instant::now();
-        for _ in 0..k {
-            f()?;
-        }
-        out.push(t.elapsed().as_nanos() as f64 / k as f64);
-        left -= k;
-    }
-    Ok(out)
 }
 
 /// pyo3-async-runtimes' standard path (`future_into_py`) on a ready future, for comparison

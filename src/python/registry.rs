@@ -9,7 +9,7 @@ use pyo3::types::{PyDict, PyList};
 use pythonize::pythonize;
 use serde_json::Value;
 
-use super::convert::{json_to_py, py_to_json, py_to_json_lenient, PyValue};
+use super::convert::{payload_to_py, py_to_json, py_to_json_lenient, PyValue};
 use super::errors::{from_pyerr, IntoPyResult};
 use super::gil::with_gil;
 use super::loop_bridge::{into_awaitable, Ready};
@@ -51,6 +51,14 @@ struct Checked<'py> {
 }
 
 impl<'py> Checked<'py> {
+    /// The arguments as a call payload: JSON for a Rust tool, the caller's dict for a Python one.
+    fn payload(self, py: Python<'py>) -> Payload {
+        match self.json {
+            Some(json) => Payload::Json(json),
+            None => Payload::Foreign(Arc::new(PyValue::args(self.dict(py).unbind().into_any()))),
+        }
+    }
+
     /// The arguments as a Python dict (empty when none were given).
     fn dict(&self, py: Python<'py>) -> Bound<'py, PyDict> {
         self.dict.clone().unwrap_or_else(|| PyDict::new(py))
@@ -104,19 +112,6 @@ fn running_loop(py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
     static GET: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
     let l = GET.import(py, "asyncio", "_get_running_loop")?.call0()?;
     Ok(if l.is_none() { None } else { Some(l.unbind()) })
-}
-
-fn payload_to_py(py: Python<'_>, p: Payload, hint: Option<&Value>) -> PyResult<Py<PyAny>> {
-    match p {
-        Payload::Foreign(f) => match f.as_any().downcast_ref::<PyValue>() {
-            Some(v) => Ok(v.obj.clone_ref(py)),
-            None => {
-                let v = f.to_json().py(py)?;
-                Ok(json_to_py(py, &v, hint, "result").py(py)?.unbind())
-            }
-        },
-        Payload::Json(v) => Ok(json_to_py(py, &v, hint, "result").py(py)?.unbind()),
-    }
 }
 
 /// A per-call timeout argument: positive seconds.
@@ -400,12 +395,7 @@ impl PyRegistry {
         );
         let token = ctx.cancel.clone();
         let hint = e.spec().output_schema.clone();
-        let payload = match checked.json {
-            Some(json) => Payload::Json(json),
-            None => Payload::Foreign(Arc::new(PyValue::args(
-                checked.dict(py).unbind().into_any(),
-            ))),
-        };
+        let payload = checked.payload(py);
         let fut = e.call_prevalidated(payload, ctx);
         into_awaitable(
             py,
@@ -438,12 +428,7 @@ impl PyRegistry {
             duration_arg(timeout)?,
             progress_sink(on_progress),
         );
-        let payload = match checked.json {
-            Some(json) => Payload::Json(json),
-            None => Payload::Foreign(Arc::new(PyValue::args(
-                checked.dict(py).unbind().into_any(),
-            ))),
-        };
+        let payload = checked.payload(py);
         Ok(PyTask::new(
             py.detach(|| e.spawn_prevalidated(payload, ctx)),
         ))

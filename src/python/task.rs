@@ -6,10 +6,10 @@ use pyo3::exceptions::{PyRuntimeError, PyTimeoutError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::convert::{json_to_py, PyValue};
+use super::convert::payload_to_py;
 use super::errors::IntoPyResult;
 use super::gil::with_gil;
-use super::loop_bridge::{resolver, Ready};
+use super::loop_bridge::{resolver, OnCancel, Ready};
 use crate::core::{runtime, Payload, TaskHandle};
 
 /// A tool call running in the background (from `spawn`). Await it, wait with `result()`,
@@ -26,39 +26,7 @@ impl PyTask {
 }
 
 pub fn result_to_py(py: Python<'_>, h: &TaskHandle, p: Payload) -> PyResult<Py<PyAny>> {
-    match p {
-        Payload::Foreign(f) => match f.as_any().downcast_ref::<PyValue>() {
-            Some(v) => Ok(v.obj.clone_ref(py)),
-            None => {
-                let v = f.to_json().py(py)?;
-                Ok(json_to_py(py, &v, h.output_schema(), "result")
-                    .py(py)?
-                    .unbind())
-            }
-        },
-        Payload::Json(v) => Ok(json_to_py(py, &v, h.output_schema(), "result")
-            .py(py)?
-            .unbind()),
-    }
-}
-
-/// Cancels the task when the asyncio future awaiting it is cancelled (asyncio semantics).
-#[pyclass]
-struct CancelTaskOnCancel {
-    handle: TaskHandle,
-}
-
-#[pymethods]
-impl CancelTaskOnCancel {
-    fn __call__(&self, fut: &Bound<'_, PyAny>) {
-        if fut
-            .call_method0("cancelled")
-            .and_then(|c| c.is_truthy())
-            .unwrap_or(false)
-        {
-            self.handle.cancel();
-        }
-    }
+    payload_to_py(py, p, h.output_schema())
 }
 
 #[pymethods]
@@ -176,7 +144,8 @@ impl PyTask {
                 });
             })
         });
-        afut.call_method1("add_done_callback", (CancelTaskOnCancel { handle: h },))?;
+        // Cancelling the awaiting future cancels the task (asyncio semantics).
+        afut.call_method1("add_done_callback", (OnCancel::new(move || h.cancel()),))?;
         afut.call_method0("__await__")
     }
 
