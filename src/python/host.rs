@@ -276,7 +276,7 @@ pub fn discover(group: &str) -> Vec<PluginReport> {
             }
         };
         let mut out = Vec::new();
-        for ep in eps {
+        for (ep, dist) in eps {
             let attr = |n: &str| {
                 ep.getattr(n)
                     .and_then(|v| v.extract::<String>())
@@ -284,12 +284,6 @@ pub fn discover(group: &str) -> Vec<PluginReport> {
             };
             let name = attr("name");
             let value = attr("value");
-            let dist = ep
-                .getattr("dist")
-                .ok()
-                .filter(|d| !d.is_none())
-                .and_then(|d| d.getattr("name").ok())
-                .and_then(|n| n.extract::<String>().ok());
             let loaded = ep.call_method0("load").and_then(|obj| {
                 if obj.is_instance_of::<pyo3::types::PyModule>() {
                     Ok(())
@@ -330,30 +324,40 @@ pub fn discover(group: &str) -> Vec<PluginReport> {
     })
 }
 
-fn entry_points<'py>(py: Python<'py>, group: &str) -> PyResult<Vec<Bound<'py, PyAny>>> {
+/// The group's entry points with the name of the distribution declaring each, in `sys.path`
+/// order, first one per name (as importlib resolves them). Walks distributions, which works
+/// the same on 3.8 (no `EntryPoint.dist` there) and later.
+fn entry_points<'py>(
+    py: Python<'py>,
+    group: &str,
+) -> PyResult<Vec<(Bound<'py, PyAny>, Option<String>)>> {
     let md = py.import("importlib.metadata")?;
-    let all = md.call_method0("entry_points")?;
-    // 3.10+: EntryPoints.select(group=...); 3.8/3.9: a dict of group -> list.
-    let eps = if all.hasattr("select")? {
-        let kw = PyDict::new(py);
-        kw.set_item("group", group)?;
-        all.call_method("select", (), Some(&kw))?
-    } else {
-        all.call_method1("get", (group, PyTuple::empty(py)))?
-    };
-    let mut v: Vec<Bound<'py, PyAny>> = eps.try_iter()?.collect::<PyResult<_>>()?;
-    // Deterministic order (and one per name: the first on sys.path wins, as importlib does).
-    v.sort_by_key(|e| {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for dist in md.call_method0("distributions")?.try_iter()? {
+        let dist = dist?;
+        let dist_name: Option<String> = dist
+            .getattr("metadata")
+            .and_then(|m| m.get_item("Name"))
+            .and_then(|n| n.extract())
+            .ok();
+        for ep in dist.getattr("entry_points")?.try_iter()? {
+            let ep = ep?;
+            if ep.getattr("group")?.extract::<String>()? != group {
+                continue;
+            }
+            let name: String = ep.getattr("name")?.extract()?;
+            if seen.insert(name) {
+                out.push((ep, dist_name.clone()));
+            }
+        }
+    }
+    out.sort_by_key(|(e, _)| {
         e.getattr("name")
             .and_then(|n| n.extract::<String>())
             .unwrap_or_default()
     });
-    v.dedup_by_key(|e| {
-        e.getattr("name")
-            .and_then(|n| n.extract::<String>())
-            .unwrap_or_default()
-    });
-    Ok(v)
+    Ok(out)
 }
 
 fn parse_json(what: &str, text: &str) -> Result<Value> {
