@@ -10,7 +10,12 @@ def main() -> None:
     # Modules given with --path/--import resolve against the caller's working directory.
     if "" not in sys.path:
         sys.path.insert(0, "")
-    raise SystemExit(_native.cli_main(["agent-runtime", *sys.argv[1:]]))
+    try:
+        code = _native.cli_main(["agent-runtime", *sys.argv[1:]])
+    except KeyboardInterrupt:
+        # Ctrl-C: `serve` has already drained and stopped; other commands end here.
+        code = 130
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":
