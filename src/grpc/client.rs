@@ -23,6 +23,19 @@ pub enum ClientError {
     Json(String),
 }
 
+/// `http://` is implied when `addr` has no scheme.
+fn endpoint(addr: &str) -> Result<Endpoint, ClientError> {
+    let uri = if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    Ok(Endpoint::from_shared(uri)
+        .map_err(|e| ClientError::Connect(e.to_string()))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true))
+}
+
 /// A connection to an agent-runtime (or any PythonService) server.
 #[derive(Clone)]
 pub struct Client {
@@ -35,45 +48,26 @@ pub struct Client {
 impl Client {
     /// Connect to `addr` (`http://127.0.0.1:50051` or `127.0.0.1:50051`).
     pub async fn connect(addr: &str) -> Result<Client, ClientError> {
-        let uri = if addr.contains("://") {
-            addr.to_string()
-        } else {
-            format!("http://{addr}")
-        };
-        let ep = Endpoint::from_shared(uri)
-            .map_err(|e| ClientError::Connect(e.to_string()))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true);
-        let ch = ep
+        let ch = endpoint(addr)?
             .connect()
             .await
             .map_err(|e| ClientError::Connect(e.to_string()))?;
-        Ok(Client {
-            inner: PythonServiceClient::new(ch),
-            token: None,
-            timeout: None,
-            retries: 3,
-        })
+        Ok(Client::over(ch))
     }
 
     /// Like [`Client::connect`] but without connecting until the first call; calls made while
     /// the server is not up yet fail with UNAVAILABLE and are retried.
     pub fn connect_lazy(addr: &str) -> Result<Client, ClientError> {
-        let uri = if addr.contains("://") {
-            addr.to_string()
-        } else {
-            format!("http://{addr}")
-        };
-        let ep = Endpoint::from_shared(uri)
-            .map_err(|e| ClientError::Connect(e.to_string()))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true);
-        Ok(Client {
-            inner: PythonServiceClient::new(ep.connect_lazy()),
+        Ok(Client::over(endpoint(addr)?.connect_lazy()))
+    }
+
+    fn over(ch: Channel) -> Client {
+        Client {
+            inner: PythonServiceClient::new(ch),
             token: None,
             timeout: None,
             retries: 3,
-        })
+        }
     }
 
     /// Send `authorization: Bearer <token>` with every call.
