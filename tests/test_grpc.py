@@ -302,3 +302,18 @@ def test_sigterm_drains_in_flight_calls(pb):
     assert fut.result(timeout=20).result_json == "1.0"
     assert s.proc.wait(20) == 0
     ch.close()
+
+
+def test_max_message_size_flag(pb):
+    s = Server("--max-message-size", "2048")
+    try:
+        ch = grpc.insecure_channel(s.addr)
+        stub = pb[1].PythonServiceStub(ch)
+        ok = stub.RunTool(pb[0].RunToolRequest(tool_name="grpc.echo", args_json='{"value": "small"}'))
+        assert ok.result_json == '"small"'
+        with pytest.raises(grpc.RpcError) as ei:
+            stub.RunTool(pb[0].RunToolRequest(tool_name="grpc.echo", args_json='{"value": "%s"}' % ("y" * 4096)))
+        assert code_of(ei) in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE)
+        ch.close()
+    finally:
+        assert s.stop() == 0
