@@ -140,12 +140,10 @@ impl PyTool {
         }
     }
 
-    fn run_sync(
-        &self,
-        args: &Payload,
-        call: &CallContext,
-        contextvars: Option<&Py<PyAny>>,
-    ) -> Result<Payload> {
+    /// Run the sync callable on this thread, inside the caller's contextvars when the call
+    /// carries them (read from `call`, so no extra attach is needed to pass them along).
+    fn run_sync(&self, args: &Payload, call: &CallContext) -> Result<Payload> {
+        let contextvars = call.foreign::<PyCallCtx>().and_then(|p| p.context.as_ref());
         with_gil(|py| {
             self.kwargs(py, args)
                 .and_then(|kw| self.invoke(py, Some(&kw), Some(call), contextvars))
@@ -168,11 +166,7 @@ impl Tool for PyTool {
             // their Python thread state between calls. Should the call time out or be
             // cancelled, the callback runs on in its thread and its result is dropped.
             let this = self.clone();
-            let contextvars = pctx
-                .and_then(|p| p.context.as_ref())
-                .map(|c| with_gil(|py| c.clone_ref(py)));
-            let h = runtime::cached_handle()
-                .spawn_blocking(move || this.run_sync(&args, &ctx, contextvars.as_ref()));
+            let h = runtime::cached_handle().spawn_blocking(move || this.run_sync(&args, &ctx));
             return Box::pin(async move {
                 h.await.unwrap_or_else(|e| {
                     if e.is_cancelled() {
@@ -212,8 +206,7 @@ impl Tool for PyTool {
         if self.0.is_async {
             return runtime::block_on(self.call(args, ctx));
         }
-        let contextvars = ctx.foreign::<PyCallCtx>().and_then(|p| p.context.as_ref());
-        self.run_sync(&args, &ctx, contextvars)
+        self.run_sync(&args, &ctx)
     }
 
     fn as_any(&self) -> &dyn Any {
