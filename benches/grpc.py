@@ -360,7 +360,7 @@ def _throughput_rows(samples: Dict[str, List[float]], calls: int, title: str, no
     for key, label, _tool, _expected in TARGETS:
         per_call = sorted(samples[key])[len(samples[key]) // 2]
         rate = f"{1e9 / per_call:,.0f}"
-        rows[key] = row_from_samples(AREA, f"{title}: {label}", samples[key], calls, note=note.format(rate=rate))
+        rows[key] = row_from_samples(AREA, f"{title}: {label}", samples[key], calls, note=note.replace("{rate}", rate))
     rows[NOTE].tag = tag
     rows[OURS_PY].target = Target(0.5, "ratio")
     rows[OURS_PY].relate(rows[NOTE])
