@@ -77,22 +77,48 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Serve the registry until SIGINT/SIGTERM (then drain in-flight calls)
+    /// Serve the registry until SIGINT/SIGTERM (then drain in-flight calls): gRPC, MCP over
+    /// stdio and/or MCP over streamable HTTP, together in one process
+    #[cfg(any(feature = "grpc", feature = "mcp"))]
+    Serve(ServeArgs),
+}
+
+#[cfg(any(feature = "grpc", feature = "mcp"))]
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// gRPC PythonService address
     #[cfg(feature = "grpc")]
-    Serve {
-        /// gRPC PythonService address
-        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:50051")]
-        grpc: Option<String>,
-        /// Allow listening on a non-loopback address (then a token is required)
-        #[arg(long)]
-        allow_remote: bool,
-        /// Bearer token clients must send (`authorization: Bearer <token>`)
-        #[arg(long, env = "AGENT_RUNTIME_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        /// Largest gRPC message, bytes
-        #[arg(long, default_value_t = 4 * 1024 * 1024)]
-        max_message_size: usize,
-    },
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:50051")]
+    grpc: Option<String>,
+    /// MCP over stdin/stdout (stdout carries only the protocol; prints go to stderr)
+    #[cfg(feature = "mcp")]
+    #[arg(long)]
+    mcp_stdio: bool,
+    /// MCP streamable HTTP address (endpoint path: --mcp-path)
+    #[cfg(feature = "mcp")]
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8000")]
+    mcp_http: Option<String>,
+    /// URL path of the MCP HTTP endpoint
+    #[cfg(feature = "mcp")]
+    #[arg(long, default_value = "/mcp")]
+    mcp_path: String,
+    /// Extra `Host` header value the MCP HTTP server accepts (repeatable; loopback names always are)
+    #[cfg(feature = "mcp")]
+    #[arg(long = "mcp-allowed-host", value_name = "HOST[:PORT]")]
+    mcp_allowed_hosts: Vec<String>,
+    /// Results larger than this (JSON text, bytes) are truncated with a marker
+    #[cfg(feature = "mcp")]
+    #[arg(long, default_value_t = crate::mcp::DEFAULT_MAX_RESULT_BYTES)]
+    mcp_max_result_bytes: usize,
+    /// Allow listening on a non-loopback address (then a token is required)
+    #[arg(long)]
+    allow_remote: bool,
+    /// Bearer token clients must send (`authorization: Bearer <token>`)
+    #[arg(long, env = "AGENT_RUNTIME_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Largest request message (gRPC message, MCP HTTP body), bytes
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    max_message_size: usize,
 }
 
 fn exit_code(e: &Error) -> i32 {
@@ -165,41 +191,128 @@ fn print_json(v: &Value) {
     );
 }
 
-#[cfg(feature = "grpc")]
-fn serve(
-    grpc: Option<String>,
-    allow_remote: bool,
-    token: Option<String>,
-    max_message_size: usize,
-) -> Result<(), Error> {
-    let Some(addr) = grpc else {
+#[cfg(any(feature = "grpc", feature = "mcp"))]
+fn parse_addr(flag: &str, addr: &str) -> Result<std::net::SocketAddr, Error> {
+    addr.parse().map_err(|e| Error::InvalidArguments {
+        tool: "serve".into(),
+        path: flag.into(),
+        message: format!("{addr:?} is not an address like 127.0.0.1:50051: {e}"),
+    })
+}
+
+/// Run every requested server on the runtime until a signal arrives or one of them ends (an
+/// MCP stdio client closing stdin ends the process); then stop them all.
+#[cfg(any(feature = "grpc", feature = "mcp"))]
+fn serve(a: ServeArgs) -> Result<(), Error> {
+    use futures::future::BoxFuture;
+    use futures::FutureExt;
+    use tokio_util::sync::CancellationToken;
+
+    let stop = CancellationToken::new();
+    let mut servers: Vec<BoxFuture<'static, Result<(), Error>>> = Vec::new();
+    #[cfg(feature = "grpc")]
+    if let Some(addr) = &a.grpc {
+        let opts = crate::grpc::ServeOptions {
+            addr: parse_addr("--grpc", addr)?,
+            allow_remote: a.allow_remote,
+            token: a.token.clone(),
+            max_message_size: a.max_message_size,
+        };
+        crate::grpc::check_exposure(&opts)?;
+        let ops: Arc<dyn crate::grpc::HostOps> = Arc::new(host::PyHostOps);
+        servers.push(
+            crate::grpc::serve(
+                Registry::global().clone(),
+                Some(ops),
+                opts,
+                |bound| eprintln!("agent-runtime: gRPC PythonService listening on {bound}"),
+                stop.clone().cancelled_owned(),
+            )
+            .boxed(),
+        );
+    }
+    #[cfg(feature = "mcp")]
+    {
+        let mcp_opts = crate::mcp::McpOptions {
+            max_result_bytes: a.mcp_max_result_bytes,
+            ..Default::default()
+        };
+        if let Some(addr) = &a.mcp_http {
+            let http = crate::mcp::HttpOptions {
+                addr: parse_addr("--mcp-http", addr)?,
+                path: a.mcp_path.clone(),
+                allow_remote: a.allow_remote,
+                token: a.token.clone(),
+                allowed_hosts: a.mcp_allowed_hosts.clone(),
+                max_body_bytes: a.max_message_size,
+            };
+            crate::serve::check_exposure(http.addr, http.allow_remote, http.token.as_deref())?;
+            let path = http.path.clone();
+            servers.push(
+                crate::mcp::serve_http(
+                    Registry::global().clone(),
+                    http,
+                    mcp_opts.clone(),
+                    move |bound| {
+                        eprintln!(
+                            "agent-runtime: MCP streamable HTTP listening on http://{bound}{path}"
+                        )
+                    },
+                    stop.clone().cancelled_owned(),
+                )
+                .boxed(),
+            );
+        }
+        if a.mcp_stdio {
+            eprintln!("agent-runtime: MCP on stdin/stdout");
+            servers.push(
+                crate::mcp::serve_stdio(
+                    Registry::global().clone(),
+                    mcp_opts,
+                    stop.clone().cancelled_owned(),
+                )
+                .boxed(),
+            );
+        }
+    }
+    if servers.is_empty() {
         return Err(Error::InvalidArguments {
             tool: "serve".into(),
-            path: "--grpc".into(),
-            message: "nothing to serve: pass --grpc [ADDR]".into(),
+            path: "serve".into(),
+            message: "nothing to serve: pass --grpc [ADDR], --mcp-stdio and/or --mcp-http [ADDR]"
+                .into(),
         });
-    };
-    let addr: std::net::SocketAddr = addr.parse().map_err(|e| Error::InvalidArguments {
-        tool: "serve".into(),
-        path: "--grpc".into(),
-        message: format!("{addr:?} is not an address like 127.0.0.1:50051: {e}"),
-    })?;
-    let opts = crate::grpc::ServeOptions {
-        addr,
-        allow_remote,
-        token,
-        max_message_size,
-    };
-    let ops: Arc<dyn crate::grpc::HostOps> = Arc::new(host::PyHostOps);
-    runtime::block_on(crate::grpc::serve(
-        Registry::global().clone(),
-        Some(ops),
-        opts,
-        |bound| {
-            eprintln!("agent-runtime: gRPC PythonService listening on {bound}");
-        },
-        crate::grpc::shutdown_signal(),
-    ))
+    }
+    runtime::block_on(async move {
+        let stopper = stop.clone();
+        let signal = tokio::spawn(async move {
+            crate::serve::shutdown_signal().await;
+            stopper.cancel();
+        });
+        // Each server runs as its own task; the first to end (or fail) stops the rest.
+        let handles: Vec<_> = servers
+            .into_iter()
+            .map(|f| {
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let r = f.await;
+                    stop.cancel();
+                    r
+                })
+            })
+            .collect();
+        let mut first_err = None;
+        for h in handles {
+            let r = h
+                .await
+                .unwrap_or_else(|e| Err(Error::Runtime(format!("server task: {e}"))));
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        }
+        signal.abort();
+        first_err.map_or(Ok(()), Err)
+    })
 }
 
 /// Run the CLI with `argv` (argv[0] is the program name); returns the exit code.
@@ -289,13 +402,8 @@ pub fn run(argv: Vec<String>) -> i32 {
         Command::RunScript { script, args } => {
             runtime::block_on(host::run_script(&script, &args)).map(|out| println!("{out}"))
         }
-        #[cfg(feature = "grpc")]
-        Command::Serve {
-            grpc,
-            allow_remote,
-            token,
-            max_message_size,
-        } => serve(grpc, allow_remote, token, max_message_size),
+        #[cfg(any(feature = "grpc", feature = "mcp"))]
+        Command::Serve(a) => serve(a),
     };
     match result {
         Ok(()) => 0,

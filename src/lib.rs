@@ -10,8 +10,12 @@ pub mod cli;
 pub mod core;
 #[cfg(feature = "grpc")]
 pub mod grpc;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 #[cfg(feature = "python")]
 pub mod python;
+#[cfg(any(feature = "grpc", feature = "mcp"))]
+pub mod serve;
 
 pub use crate::core::{CallContext, Error, FnTool, Payload, Registry, Result, Tool, ToolSpec};
 #[cfg(feature = "python")]

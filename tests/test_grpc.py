@@ -3,15 +3,14 @@ grpcio client generated from proto/python_service.proto."""
 
 import importlib
 import os
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from servers import ServerProcess, wait_for_file
 
 grpc = pytest.importorskip("grpc", reason="gRPC tests need grpcio (the [test] extra)")
 grpc_tools = pytest.importorskip("grpc_tools", reason="gRPC tests need grpcio-tools to generate the client")
@@ -38,47 +37,13 @@ def pb(tmp_path_factory):
     return pb2, pb2_grpc
 
 
-class Server:
+class Server(ServerProcess):
     def __init__(self, *extra, env=None):
-        import agent_runtime
-
-        pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(agent_runtime.__file__)))
-        e = dict(os.environ)
-        e["PYTHONPATH"] = os.pathsep.join([pkg_parent, HERE])
-        e.pop("AGENT_RUNTIME_TOKEN", None)
-        e.update(env or {})
-        cmd = [
-            sys.executable, "-m", "agent_runtime",
-            "--import", "sample_tools", "--import", "rpc_tools", "--import", "script_mod",
-            "serve", "--grpc", "127.0.0.1:0", *extra,
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=e, cwd=HERE)
-        self.lines = []
-        deadline = time.monotonic() + 30
-        self.addr = None
-        assert self.proc.stderr is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            m = re.search(r"listening on (\S+)", line)
-            if m:
-                self.addr = m.group(1)
-                break
-        assert self.addr, "server did not start: " + "".join(self.lines)
-        self._drain = threading.Thread(target=self._read_rest, daemon=True)
-        self._drain.start()
-
-    def _read_rest(self):
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(30)
+        super().__init__(
+            ["--import", "sample_tools", "--import", "rpc_tools", "--import", "script_mod",
+             "serve", "--grpc", "127.0.0.1:0", *extra],
+            env=env,
+        )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -149,15 +114,6 @@ def test_client_cancel_cancels_the_tool(pb, stub, tmp_path):
     assert wait_for_file(marker, "started")
     fut.cancel()
     assert wait_for_file(marker, "cancelled")
-
-
-def wait_for_file(path, text, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_run_function_and_script(pb, stub):

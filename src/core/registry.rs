@@ -268,10 +268,22 @@ pub struct Registry {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
     tools: ArcSwap<Map>,
     write: Mutex<()>,
+    /// Bumped on every change of the tool set, so transports can tell clients (MCP
+    /// `tools/list_changed`) without polling.
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            tools: ArcSwap::default(),
+            write: Mutex::new(()),
+            changes: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 static GLOBAL: LazyLock<Registry> = LazyLock::new(Registry::new);
@@ -329,7 +341,14 @@ impl Registry {
         let mut m: Map = (**self.inner.tools.load()).clone();
         let r = f(&mut m)?;
         self.inner.tools.store(Arc::new(m));
+        self.inner.changes.send_modify(|v| *v = v.wrapping_add(1));
         Ok(r)
+    }
+
+    /// A receiver that wakes (`changed().await`) whenever a tool is registered, replaced or
+    /// removed. The value is a change counter.
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.changes.subscribe()
     }
 
     /// Add or replace a tool, returning the spec of the one replaced.
@@ -341,6 +360,9 @@ impl Registry {
 
     /// Remove a tool; `true` if it was there.
     pub fn unregister(&self, name: &str) -> bool {
+        if !self.contains(name) {
+            return false;
+        }
         self.update(|m| Ok(m.remove(name).is_some()))
             .unwrap_or(false)
     }

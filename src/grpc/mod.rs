@@ -239,30 +239,7 @@ impl Default for ServeOptions {
 
 /// Check the exposure rules before binding.
 pub fn check_exposure(o: &ServeOptions) -> crate::core::Result<()> {
-    if !o.addr.ip().is_loopback() {
-        if !o.allow_remote {
-            return Err(Error::NotAllowed(format!(
-                "refusing to listen on non-loopback address {} without --allow-remote",
-                o.addr
-            )));
-        }
-        if o.token.as_deref().is_none_or(str::is_empty) {
-            return Err(Error::NotAllowed(format!(
-                "listening on {} needs a bearer token (--token or AGENT_RUNTIME_TOKEN)",
-                o.addr
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Constant-time comparison (no early exit on the first differing byte).
-fn token_matches(given: &[u8], expected: &[u8]) -> bool {
-    let mut diff = given.len() ^ expected.len();
-    for (i, b) in expected.iter().enumerate() {
-        diff |= (given.get(i).copied().unwrap_or(0) ^ b) as usize;
-    }
-    diff == 0
+    crate::serve::check_exposure(o.addr, o.allow_remote, o.token.as_deref())
 }
 
 fn auth_interceptor(
@@ -275,17 +252,10 @@ fn auth_interceptor(
         let given = req
             .metadata()
             .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        match given
-            .strip_prefix("Bearer ")
-            .or_else(|| given.strip_prefix("bearer "))
-        {
-            Some(t) if token_matches(t.as_bytes(), expected.as_bytes()) => Ok(req),
-            Some(_) => Err(Status::unauthenticated("invalid bearer token")),
-            None => Err(Status::unauthenticated(
-                "missing bearer token (authorization: Bearer <token>)",
-            )),
+            .and_then(|v| v.to_str().ok());
+        match crate::serve::check_bearer(given, expected) {
+            Ok(()) => Ok(req),
+            Err(why) => Err(Status::unauthenticated(why)),
         }
     }
 }
@@ -367,27 +337,7 @@ fn tokio_stream_listener(
     })
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-}
+pub use crate::serve::shutdown_signal;
 
 #[cfg(test)]
 mod tests {
@@ -403,14 +353,6 @@ mod tests {
         assert_eq!(parse_grpc_timeout(&md), Some(Duration::from_secs(3)));
         md.insert("grpc-timeout", "x".parse().unwrap());
         assert_eq!(grpc_timeout(&md), None);
-    }
-
-    #[test]
-    fn tokens_compare_fully() {
-        assert!(token_matches(b"secret", b"secret"));
-        assert!(!token_matches(b"secreT", b"secret"));
-        assert!(!token_matches(b"secret-longer", b"secret"));
-        assert!(!token_matches(b"", b"secret"));
     }
 
     #[test]

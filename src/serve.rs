@@ -1,0 +1,103 @@
+//! What every network transport shares: the exposure policy (loopback unless allowed, then a
+//! token), bearer-token checks and the shutdown signal. Transports use this, not each other.
+
+use std::net::SocketAddr;
+
+use crate::core::{Error, Result};
+
+/// Loopback is always fine; any other address needs `allow_remote` and a non-empty token.
+pub fn check_exposure(addr: SocketAddr, allow_remote: bool, token: Option<&str>) -> Result<()> {
+    if !addr.ip().is_loopback() {
+        if !allow_remote {
+            return Err(Error::NotAllowed(format!(
+                "refusing to listen on non-loopback address {addr} without --allow-remote"
+            )));
+        }
+        if token.is_none_or(str::is_empty) {
+            return Err(Error::NotAllowed(format!(
+                "listening on {addr} needs a bearer token (--token or AGENT_RUNTIME_TOKEN)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Constant-time comparison (no early exit on the first differing byte).
+pub fn token_matches(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = given.len() ^ expected.len();
+    for (i, b) in expected.iter().enumerate() {
+        diff |= (given.get(i).copied().unwrap_or(0) ^ b) as usize;
+    }
+    diff == 0
+}
+
+/// Check an `authorization` header value against the expected token: `Ok` or the reason.
+pub fn check_bearer(header: Option<&str>, expected: &str) -> std::result::Result<(), &'static str> {
+    let given = header.unwrap_or("");
+    match given
+        .strip_prefix("Bearer ")
+        .or_else(|| given.strip_prefix("bearer "))
+    {
+        Some(t) if token_matches(t.as_bytes(), expected.as_bytes()) => Ok(()),
+        Some(_) => Err("invalid bearer token"),
+        None => Err("missing bearer token (authorization: Bearer <token>)"),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_fully() {
+        assert!(token_matches(b"secret", b"secret"));
+        assert!(!token_matches(b"secreT", b"secret"));
+        assert!(!token_matches(b"secret2", b"secret"));
+        assert!(!token_matches(b"", b"secret"));
+    }
+
+    #[test]
+    fn bearer_headers() {
+        assert_eq!(check_bearer(Some("Bearer s3"), "s3"), Ok(()));
+        assert_eq!(check_bearer(Some("bearer s3"), "s3"), Ok(()));
+        assert_eq!(
+            check_bearer(Some("Bearer nope"), "s3"),
+            Err("invalid bearer token")
+        );
+        assert!(check_bearer(None, "s3").is_err());
+        assert!(check_bearer(Some("Basic s3"), "s3").is_err());
+    }
+
+    #[test]
+    fn exposure_rules() {
+        let lo: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:1".parse().unwrap();
+        assert!(check_exposure(lo, false, None).is_ok());
+        assert!(check_exposure(any, false, Some("t")).is_err());
+        assert!(check_exposure(any, true, None).is_err());
+        assert!(check_exposure(any, true, Some("")).is_err());
+        assert!(check_exposure(any, true, Some("t")).is_ok());
+    }
+}
