@@ -100,7 +100,8 @@ def _http_server(cmd: List[str], url: str, ours: bool):
 
 async def _check(client: Any, label: str) -> None:
     r = await client.call_tool("echo", {"value": VALUE})
-    if r.is_error or r.structured_content != VALUE:
+    # The SDK wraps a dict-typed result as {"result": ...}; ours passes an object through.
+    if r.is_error or r.structured_content not in (VALUE, {"result": VALUE}):
         raise RuntimeError(f"{label}: echo returned {r!r}")
 
 

@@ -436,6 +436,9 @@ pub async fn serve_http(
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
         .with_max_request_body_bytes(http.max_body_bytes)
+        // A plain JSON reply when the first message is the result (rmcp still switches to
+        // SSE when progress or other notifications come first): cheaper for clients.
+        .with_json_response(true)
         .with_cancellation_token(stop.clone());
     let opts = Arc::new(opts);
     let service = StreamableHttpService::new(
