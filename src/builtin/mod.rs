@@ -83,14 +83,6 @@ pub(crate) struct Args {
 }
 
 impl Args {
-    #[cfg(test)]
-    pub(crate) fn new(tool: &str, v: Value) -> Self {
-        Args {
-            tool: Arc::from(tool),
-            v,
-        }
-    }
-
     pub(crate) fn tool(&self) -> &str {
         &self.tool
     }
@@ -155,16 +147,11 @@ pub(crate) fn nullable(schema: Value) -> Value {
         Value::Object(m) => m,
         _ => return schema,
     };
-    match m.get("type").cloned() {
-        Some(Value::String(t)) => {
-            m.insert("type".into(), json!([t, "null"]));
-        }
-        _ if m.contains_key("enum") => {
-            if let Some(Value::Array(e)) = m.get_mut("enum") {
-                e.push(Value::Null);
-            }
-        }
-        _ => {}
+    if let Some(Value::String(t)) = m.get("type").cloned() {
+        m.insert("type".into(), json!([t, "null"]));
+    }
+    if let Some(Value::Array(e)) = m.get_mut("enum") {
+        e.push(Value::Null);
     }
     Value::Object(m)
 }
