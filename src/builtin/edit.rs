@@ -480,10 +480,7 @@ fn insert(args: &Args, path: &Path) -> Result<String> {
 
 fn undo_edit(args: &Args, path: &Path) -> Result<String> {
     let Some(old) = pop_history(path) else {
-        return Err(args.fail(format!(
-            "No edit history found for {}.",
-            path.display()
-        )));
+        return Err(args.fail(format!("No edit history found for {}.", path.display())));
     };
     if let Err(e) = write_file(args, path, &old, false) {
         push_history(path, old);
@@ -610,7 +607,10 @@ mod tests {
         let long = "é".repeat(MAX_RESPONSE_LEN + 5);
         let t = maybe_truncate(&long);
         assert!(t.ends_with(TRUNCATED_MESSAGE));
-        assert_eq!(t.chars().count(), MAX_RESPONSE_LEN + TRUNCATED_MESSAGE.len());
+        assert_eq!(
+            t.chars().count(),
+            MAX_RESPONSE_LEN + TRUNCATED_MESSAGE.len()
+        );
         assert_eq!(maybe_truncate("short"), "short");
         assert_eq!(
             make_output("a\n\tb", "/f", 9),
@@ -634,37 +634,75 @@ mod tests {
             out,
             format!("Here's the result of running `cat -n` on {f}:\n     1\tone\n     2\ttwo\n     3\tthree\n     4\t\n")
         );
-        let out = ok(&r, json!({"command": "view", "path": f, "view_range": [2, -1]})).await;
+        let out = ok(
+            &r,
+            json!({"command": "view", "path": f, "view_range": [2, -1]}),
+        )
+        .await;
         assert_eq!(
             out,
             format!("Here's the result of running `cat -n` on {f}:\n     2\ttwo\n     3\tthree\n     4\t\n")
         );
-        let out = ok(&r, json!({"command": "view", "path": f, "view_range": [2, 2]})).await;
+        let out = ok(
+            &r,
+            json!({"command": "view", "path": f, "view_range": [2, 2]}),
+        )
+        .await;
         assert_eq!(
             out,
             format!("Here's the result of running `cat -n` on {f}:\n     2\ttwo\n")
         );
-        let (field, msg) = invalid(&r, json!({"command": "view", "path": f, "view_range": [0, 2]})).await;
+        let (field, msg) = invalid(
+            &r,
+            json!({"command": "view", "path": f, "view_range": [0, 2]}),
+        )
+        .await;
         assert_eq!(field, "view_range");
         assert_eq!(msg, "Invalid `view_range`: [0, 2]. Its first element `0` should be within the range of lines of the file: [1, 4]");
-        let (_, msg) = invalid(&r, json!({"command": "view", "path": f, "view_range": [1, 9]})).await;
+        let (_, msg) = invalid(
+            &r,
+            json!({"command": "view", "path": f, "view_range": [1, 9]}),
+        )
+        .await;
         assert_eq!(msg, "Invalid `view_range`: [1, 9]. Its second element `9` should be smaller than the number of lines in the file: `4`");
-        let (_, msg) = invalid(&r, json!({"command": "view", "path": f, "view_range": [3, 2]})).await;
+        let (_, msg) = invalid(
+            &r,
+            json!({"command": "view", "path": f, "view_range": [3, 2]}),
+        )
+        .await;
         assert_eq!(msg, "Invalid `view_range`: [3, 2]. Its second element `2` should be larger or equal than its first `3`");
-        let (field, _) = invalid(&r, json!({"command": "view", "path": f, "view_range": [3]})).await;
+        let (field, _) =
+            invalid(&r, json!({"command": "view", "path": f, "view_range": [3]})).await;
         assert_eq!(field, "view_range");
-        let msg = tool_err(&r, json!({"command": "create", "path": f, "file_text": "x"})).await;
+        let msg = tool_err(
+            &r,
+            json!({"command": "create", "path": f, "file_text": "x"}),
+        )
+        .await;
         assert_eq!(
             msg,
             format!("File already exists at: {f}. Cannot overwrite files using command `create`.")
         );
         let (field, msg) = invalid(&r, json!({"command": "create", "path": p(&d, "b.py")})).await;
-        assert_eq!((field.as_str(), msg.as_str()), ("file_text", "Parameter `file_text` is required for command: create"));
+        assert_eq!(
+            (field.as_str(), msg.as_str()),
+            (
+                "file_text",
+                "Parameter `file_text` is required for command: create"
+            )
+        );
         let missing = p(&d, "no/such/c.py");
-        let msg = tool_err(&r, json!({"command": "create", "path": missing, "file_text": "x"})).await;
+        let msg = tool_err(
+            &r,
+            json!({"command": "create", "path": missing, "file_text": "x"}),
+        )
+        .await;
         assert_eq!(
             msg,
-            format!("The parent directory {} does not exist. Please create it first.", p(&d, "no/such"))
+            format!(
+                "The parent directory {} does not exist. Please create it first.",
+                p(&d, "no/such")
+            )
         );
     }
 
@@ -681,9 +719,16 @@ mod tests {
         );
         let gone = p(&d, "gone.txt");
         let msg = tool_err(&r, json!({"command": "view", "path": gone})).await;
-        assert_eq!(msg, format!("The path {gone} does not exist. Please provide a valid path."));
+        assert_eq!(
+            msg,
+            format!("The path {gone} does not exist. Please provide a valid path.")
+        );
         let dir = d.path().display().to_string();
-        let msg = tool_err(&r, json!({"command": "str_replace", "path": dir, "old_str": "a"})).await;
+        let msg = tool_err(
+            &r,
+            json!({"command": "str_replace", "path": dir, "old_str": "a"}),
+        )
+        .await;
         assert_eq!(msg, format!("The path {dir} is a directory and only the `view` command can be used on directories"));
         let (field, _) = invalid(&r, json!({"command": "delete", "path": dir})).await;
         assert_eq!(field, "command");
@@ -693,7 +738,12 @@ mod tests {
         assert_eq!(field, "bogus");
         // Trailing and repeated slashes are normalized like Python's Path.
         let out = ok(&r, json!({"command": "view", "path": format!("{dir}//")})).await;
-        assert!(out.starts_with(&format!("Here's the files and directories up to 2 levels deep in {dir}, excluding")), "{out}");
+        assert!(
+            out.starts_with(&format!(
+                "Here's the files and directories up to 2 levels deep in {dir}, excluding"
+            )),
+            "{out}"
+        );
     }
 
     #[tokio::test]
@@ -716,9 +766,16 @@ mod tests {
                 "Here's the files and directories up to 2 levels deep in {dir}, excluding hidden items:\n{dir}\n{dir}/b.txt\n{dir}/pkg\n{dir}/pkg/a.py\n{dir}/pkg/sub\n\n"
             )
         );
-        let (field, msg) = invalid(&r, json!({"command": "view", "path": dir, "view_range": [1, 2]})).await;
+        let (field, msg) = invalid(
+            &r,
+            json!({"command": "view", "path": dir, "view_range": [1, 2]}),
+        )
+        .await;
         assert_eq!(field, "view_range");
-        assert_eq!(msg, "The `view_range` parameter is not allowed when `path` points to a directory.");
+        assert_eq!(
+            msg,
+            "The `view_range` parameter is not allowed when `path` points to a directory."
+        );
     }
 
     #[tokio::test]
@@ -735,26 +792,63 @@ mod tests {
                 "The file {f} has been edited. Here's the result of running `cat -n` on a snippet of {f}:\n     2\tline 2\n     3\tline 3\n     4\tline 4\n     5\tline 5\n     6\tline 6\n     7\tseven\n     8\tsept\n     9\tline 8\n    10\tline 9\n    11\tline 10\n    12\tline 11\nReview the changes and make sure they are as expected. Edit the file again if necessary."
             )
         );
-        assert!(std::fs::read_to_string(&f).unwrap().contains("line 6\nseven\nsept\nline 8\n"));
+        assert!(std::fs::read_to_string(&f)
+            .unwrap()
+            .contains("line 6\nseven\nsept\nline 8\n"));
 
-        let msg = tool_err(&r, json!({"command": "str_replace", "path": f, "old_str": "nope"})).await;
-        assert_eq!(msg, format!("No replacement was performed, old_str `nope` did not appear verbatim in {f}."));
-        let msg = tool_err(&r, json!({"command": "str_replace", "path": f, "old_str": "line 1"})).await;
+        let msg = tool_err(
+            &r,
+            json!({"command": "str_replace", "path": f, "old_str": "nope"}),
+        )
+        .await;
+        assert_eq!(
+            msg,
+            format!("No replacement was performed, old_str `nope` did not appear verbatim in {f}.")
+        );
+        let msg = tool_err(
+            &r,
+            json!({"command": "str_replace", "path": f, "old_str": "line 1"}),
+        )
+        .await;
         assert_eq!(msg, "No replacement was performed. Multiple occurrences of old_str `line 1` in lines [1, 11, 12, 13]. Please ensure it is unique");
-        let msg = tool_err(&r, json!({"command": "str_replace", "path": f, "old_str": "sept", "new_str": "sept"})).await;
-        assert_eq!(msg, "No replacement was performed, old_str `sept` is the same as new_str `sept`.");
+        let msg = tool_err(
+            &r,
+            json!({"command": "str_replace", "path": f, "old_str": "sept", "new_str": "sept"}),
+        )
+        .await;
+        assert_eq!(
+            msg,
+            "No replacement was performed, old_str `sept` is the same as new_str `sept`."
+        );
         let (field, msg) = invalid(&r, json!({"command": "str_replace", "path": f})).await;
-        assert_eq!((field.as_str(), msg.as_str()), ("old_str", "Parameter `old_str` is required for command: str_replace"));
-        let (field, _) = invalid(&r, json!({"command": "str_replace", "path": f, "old_str": ""})).await;
+        assert_eq!(
+            (field.as_str(), msg.as_str()),
+            (
+                "old_str",
+                "Parameter `old_str` is required for command: str_replace"
+            )
+        );
+        let (field, _) = invalid(
+            &r,
+            json!({"command": "str_replace", "path": f, "old_str": ""}),
+        )
+        .await;
         assert_eq!(field, "old_str");
 
         // Deleting (new_str omitted) at the top of the file.
-        ok(&r, json!({"command": "str_replace", "path": f, "old_str": "line 12\n"})).await;
+        ok(
+            &r,
+            json!({"command": "str_replace", "path": f, "old_str": "line 12\n"}),
+        )
+        .await;
         let out = ok(&r, json!({"command": "undo_edit", "path": f})).await;
         assert!(out.starts_with(&format!("Last edit to {f} undone successfully. Here's the result of running `cat -n` on {f}:\n     1\tline 1\n")), "{out}");
         assert!(std::fs::read_to_string(&f).unwrap().contains("line 12"));
         ok(&r, json!({"command": "undo_edit", "path": f})).await;
-        assert_eq!(std::fs::read_to_string(&f).unwrap(), lines.join("\n") + "\n");
+        assert_eq!(
+            std::fs::read_to_string(&f).unwrap(),
+            lines.join("\n") + "\n"
+        );
         let msg = tool_err(&r, json!({"command": "undo_edit", "path": f})).await;
         assert_eq!(msg, format!("No edit history found for {f}."));
     }
@@ -765,23 +859,52 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let f = p(&d, "i.txt");
         std::fs::write(&f, "a\nb\nc\nd\ne\nf").unwrap();
-        let out = ok(&r, json!({"command": "insert", "path": f, "insert_line": 5, "new_str": "X\nY"})).await;
+        let out = ok(
+            &r,
+            json!({"command": "insert", "path": f, "insert_line": 5, "new_str": "X\nY"}),
+        )
+        .await;
         assert_eq!(
             out,
             format!("The file {f} has been edited. Here's the result of running `cat -n` on a snippet of the edited file:\n     2\tb\n     3\tc\n     4\td\n     5\te\n     6\tX\n     7\tY\n     8\tf\nReview the changes and make sure they are as expected (correct indentation, no duplicate lines, etc). Edit the file again if necessary.")
         );
-        assert_eq!(std::fs::read_to_string(&f).unwrap(), "a\nb\nc\nd\ne\nX\nY\nf");
-        ok(&r, json!({"command": "insert", "path": f, "insert_line": 0, "new_str": "top"})).await;
+        assert_eq!(
+            std::fs::read_to_string(&f).unwrap(),
+            "a\nb\nc\nd\ne\nX\nY\nf"
+        );
+        ok(
+            &r,
+            json!({"command": "insert", "path": f, "insert_line": 0, "new_str": "top"}),
+        )
+        .await;
         assert!(std::fs::read_to_string(&f).unwrap().starts_with("top\na\n"));
-        let (field, msg) = invalid(&r, json!({"command": "insert", "path": f, "insert_line": 10, "new_str": "z"})).await;
+        let (field, msg) = invalid(
+            &r,
+            json!({"command": "insert", "path": f, "insert_line": 10, "new_str": "z"}),
+        )
+        .await;
         assert_eq!(field, "insert_line");
         assert_eq!(msg, "Invalid `insert_line` parameter: 10. It should be within the range of lines of the file: [0, 9]");
-        let (_, msg) = invalid(&r, json!({"command": "insert", "path": f, "insert_line": -1, "new_str": "z"})).await;
+        let (_, msg) = invalid(
+            &r,
+            json!({"command": "insert", "path": f, "insert_line": -1, "new_str": "z"}),
+        )
+        .await;
         assert_eq!(msg, "Invalid `insert_line` parameter: -1. It should be within the range of lines of the file: [0, 9]");
         let (field, _) = invalid(&r, json!({"command": "insert", "path": f, "new_str": "z"})).await;
         assert_eq!(field, "insert_line");
-        let (field, msg) = invalid(&r, json!({"command": "insert", "path": f, "insert_line": 1})).await;
-        assert_eq!((field.as_str(), msg.as_str()), ("new_str", "Parameter `new_str` is required for command: insert"));
+        let (field, msg) = invalid(
+            &r,
+            json!({"command": "insert", "path": f, "insert_line": 1}),
+        )
+        .await;
+        assert_eq!(
+            (field.as_str(), msg.as_str()),
+            (
+                "new_str",
+                "Parameter `new_str` is required for command: insert"
+            )
+        );
     }
 
     #[tokio::test]
@@ -792,9 +915,16 @@ mod tests {
         std::fs::write(&f, "int x;\r\n\tif (x) {}\r\n").unwrap();
         let out = ok(&r, json!({"command": "view", "path": f})).await;
         assert!(out.contains("     2\t        if (x) {}\n"), "{out}");
-        ok(&r, json!({"command": "str_replace", "path": f, "old_str": "int x;", "new_str": "long x;"})).await;
+        ok(
+            &r,
+            json!({"command": "str_replace", "path": f, "old_str": "int x;", "new_str": "long x;"}),
+        )
+        .await;
         // Like the original, str_replace expands tabs; CRLF endings are kept.
-        assert_eq!(std::fs::read(&f).unwrap(), b"long x;\r\n        if (x) {}\r\n");
+        assert_eq!(
+            std::fs::read(&f).unwrap(),
+            b"long x;\r\n        if (x) {}\r\n"
+        );
         ok(&r, json!({"command": "undo_edit", "path": f})).await;
         assert_eq!(std::fs::read(&f).unwrap(), b"int x;\r\n\tif (x) {}\r\n");
         ok(&r, json!({"command": "str_replace", "path": f, "old_str": "int", "new_str": "long", "expand_tabs": false})).await;
@@ -804,9 +934,17 @@ mod tests {
         std::fs::write(&g, b"caf\xe9 ok\n").unwrap();
         let out = ok(&r, json!({"command": "view", "path": g})).await;
         assert!(out.contains("     1\tcafé ok\n"), "{out}");
-        ok(&r, json!({"command": "str_replace", "path": g, "old_str": "ok", "new_str": "bon"})).await;
+        ok(
+            &r,
+            json!({"command": "str_replace", "path": g, "old_str": "ok", "new_str": "bon"}),
+        )
+        .await;
         assert_eq!(std::fs::read(&g).unwrap(), b"caf\xe9 bon\n");
-        let msg = tool_err(&r, json!({"command": "str_replace", "path": g, "old_str": "bon", "new_str": "€"})).await;
+        let msg = tool_err(
+            &r,
+            json!({"command": "str_replace", "path": g, "old_str": "bon", "new_str": "€"}),
+        )
+        .await;
         assert!(msg.contains("cannot be encoded in latin-1"), "{msg}");
         assert_eq!(std::fs::read(&g).unwrap(), b"caf\xe9 bon\n");
     }
@@ -821,7 +959,11 @@ mod tests {
         let out = ok(&r, json!({"command": "view", "path": f})).await;
         let expect_body = &text[..MAX_RESPONSE_LEN];
         let n_lines = expect_body.split('\n').count();
-        assert!(out.ends_with(&format!("{TRUNCATED_MESSAGE}\n")), "{}", &out[out.len() - 300..]);
+        assert!(
+            out.ends_with(&format!("{TRUNCATED_MESSAGE}\n")),
+            "{}",
+            &out[out.len() - 300..]
+        );
         assert_eq!(out.lines().count(), n_lines + 1);
         assert!(out.contains(&format!("{:6}\trow {:05}\n", n_lines - 1, n_lines - 2)));
     }

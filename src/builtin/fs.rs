@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::{absolute, blocking_tool, clean_path, nullable, obj, Args};
+use super::{absolute, blocking_tool, clean_path, nullable, obj, walk_builder, Args};
 use crate::core::{CallContext, Error, Registry, Result, ToolSpec};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -143,12 +143,12 @@ fn read_lines(args: &Args, ctx: &CallContext, path: &Path) -> Result<Value> {
     let end = match args.i64("end_line") {
         None | Some(-1) => u64::MAX,
         Some(e) if e >= 1 => e as u64,
-        Some(e) => {
-            return Err(args.invalid(
-                "end_line",
-                format!("end_line must be a line number (1-based) or -1 for the end of the file, got {e}"),
-            ))
-        }
+        Some(e) => return Err(args.invalid(
+            "end_line",
+            format!(
+                "end_line must be a line number (1-based) or -1 for the end of the file, got {e}"
+            ),
+        )),
     };
     if end < start {
         return Err(args.invalid(
@@ -267,21 +267,15 @@ fn list(args: &Args, ctx: &CallContext) -> Result<Value> {
     }
     let recursive = args.bool_or("recursive", false);
     let gitignore = args.bool_or("gitignore", true);
-    let max_entries = usize::try_from(args.u64("max_entries").unwrap_or(1000)).unwrap_or(usize::MAX);
+    let max_entries =
+        usize::try_from(args.u64("max_entries").unwrap_or(1000)).unwrap_or(usize::MAX);
     let depth = if recursive {
         args.u64("max_depth")
             .map(|d| usize::try_from(d).unwrap_or(usize::MAX))
     } else {
         Some(1)
     };
-    let walk = ignore::WalkBuilder::new(&path)
-        .standard_filters(false)
-        .hidden(!args.bool_or("include_hidden", false))
-        .git_ignore(gitignore)
-        .git_exclude(gitignore)
-        .ignore(gitignore)
-        .parents(gitignore)
-        .require_git(false)
+    let walk = walk_builder(&path, args.bool_or("include_hidden", false), gitignore)
         .max_depth(depth)
         .sort_by_file_name(|a, b| a.cmp(b))
         .build();
@@ -328,8 +322,10 @@ fn list(args: &Args, ctx: &CallContext) -> Result<Value> {
 
 fn specs() -> [ToolSpec; 3] {
     let path = json!({"type": "string", "description": "File path (relative paths are resolved against the process's working directory)."});
-    let encoding = nullable(json!({"type": "string", "enum": ["utf-8", "base64"], "default": "utf-8",
-        "description": "\"utf-8\": text (invalid UTF-8 is an error naming the offset); \"base64\": any bytes."}));
+    let encoding = nullable(
+        json!({"type": "string", "enum": ["utf-8", "base64"], "default": "utf-8",
+        "description": "\"utf-8\": text (invalid UTF-8 is an error naming the offset); \"base64\": any bytes."}),
+    );
     [
         ToolSpec::new("fs.read")
             .description(
@@ -455,42 +451,141 @@ mod tests {
         let r = reg();
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("sub/dir/a.txt").display().to_string();
-        let v = call(&r, "fs.write", json!({"path": f, "content": "héllo\nworld\nthird\n"})).await;
+        let v = call(
+            &r,
+            "fs.write",
+            json!({"path": f, "content": "héllo\nworld\nthird\n"}),
+        )
+        .await;
         assert_eq!(v, json!({"path": f, "bytes_written": 19, "created": true}));
-        let v = call(&r, "fs.write", json!({"path": f, "content": "4th", "append": true})).await;
+        let v = call(
+            &r,
+            "fs.write",
+            json!({"path": f, "content": "4th", "append": true}),
+        )
+        .await;
         assert_eq!(v["created"], json!(false));
         let v = call(&r, "fs.read", json!({"path": f})).await;
         assert_eq!(v["content"], "héllo\nworld\nthird\n4th");
-        assert_eq!((v["size"].clone(), v["eof"].clone(), v["length"].clone()), (json!(22), json!(true), json!(22)));
+        assert_eq!(
+            (v["size"].clone(), v["eof"].clone(), v["length"].clone()),
+            (json!(22), json!(true), json!(22))
+        );
         // A limit cutting 'é' in two stops before it; the next read starts on it.
         let v = call(&r, "fs.read", json!({"path": f, "limit": 2})).await;
-        assert_eq!((v["content"].as_str(), v["length"].as_u64(), v["eof"].as_bool()), (Some("h"), Some(1), Some(false)));
+        assert_eq!(
+            (
+                v["content"].as_str(),
+                v["length"].as_u64(),
+                v["eof"].as_bool()
+            ),
+            (Some("h"), Some(1), Some(false))
+        );
         let v = call(&r, "fs.read", json!({"path": f, "offset": 1, "limit": 5})).await;
         assert_eq!(v["content"], "éllo");
         let e = err(&r, "fs.read", json!({"path": f, "offset": 2})).await;
         assert_eq!(invalid_path(e), "offset");
         let v = call(&r, "fs.read", json!({"path": f, "offset": 19})).await;
-        assert_eq!((v["content"].as_str(), v["eof"].as_bool()), (Some("4th"), Some(true)));
+        assert_eq!(
+            (v["content"].as_str(), v["eof"].as_bool()),
+            (Some("4th"), Some(true))
+        );
         let v = call(&r, "fs.read", json!({"path": f, "offset": 100})).await;
-        assert_eq!((v["content"].as_str(), v["eof"].as_bool()), (Some(""), Some(true)));
+        assert_eq!(
+            (v["content"].as_str(), v["eof"].as_bool()),
+            (Some(""), Some(true))
+        );
 
-        let v = call(&r, "fs.read", json!({"path": f, "start_line": 2, "end_line": 3})).await;
+        let v = call(
+            &r,
+            "fs.read",
+            json!({"path": f, "start_line": 2, "end_line": 3}),
+        )
+        .await;
         assert_eq!(v["content"], "world\nthird\n");
-        assert_eq!((v["offset"].as_u64(), v["end_line"].as_u64(), v["eof"].as_bool()), (Some(7), Some(3), Some(false)));
+        assert_eq!(
+            (
+                v["offset"].as_u64(),
+                v["end_line"].as_u64(),
+                v["eof"].as_bool()
+            ),
+            (Some(7), Some(3), Some(false))
+        );
         let v = call(&r, "fs.read", json!({"path": f, "start_line": 3})).await;
-        assert_eq!((v["content"].as_str(), v["end_line"].as_u64(), v["eof"].as_bool()), (Some("third\n4th"), Some(4), Some(true)));
+        assert_eq!(
+            (
+                v["content"].as_str(),
+                v["end_line"].as_u64(),
+                v["eof"].as_bool()
+            ),
+            (Some("third\n4th"), Some(4), Some(true))
+        );
         let e = err(&r, "fs.read", json!({"path": f, "start_line": 9})).await;
         assert_eq!(invalid_path(e.clone()), "start_line");
-        assert!(e.to_string().contains("past the end of") && e.to_string().contains("(4 lines)"), "{e}");
-        assert_eq!(invalid_path(err(&r, "fs.read", json!({"path": f, "start_line": 3, "end_line": 2})).await), "end_line");
-        assert_eq!(invalid_path(err(&r, "fs.read", json!({"path": f, "start_line": 1, "end_line": 0})).await), "end_line");
-        assert_eq!(invalid_path(err(&r, "fs.read", json!({"path": f, "start_line": 1, "limit": 2})).await), "limit");
-        assert_eq!(invalid_path(err(&r, "fs.read", json!({"path": f, "start_line": 1, "encoding": "base64"})).await), "encoding");
-        assert_eq!(invalid_path(err(&r, "fs.read", json!({"path": f, "encoding": "latin-1"})).await), "encoding");
-        assert_eq!(invalid_path(err(&r, "fs.read", json!({"path": f, "offset": -1})).await), "offset");
+        assert!(
+            e.to_string().contains("past the end of") && e.to_string().contains("(4 lines)"),
+            "{e}"
+        );
+        assert_eq!(
+            invalid_path(
+                err(
+                    &r,
+                    "fs.read",
+                    json!({"path": f, "start_line": 3, "end_line": 2})
+                )
+                .await
+            ),
+            "end_line"
+        );
+        assert_eq!(
+            invalid_path(
+                err(
+                    &r,
+                    "fs.read",
+                    json!({"path": f, "start_line": 1, "end_line": 0})
+                )
+                .await
+            ),
+            "end_line"
+        );
+        assert_eq!(
+            invalid_path(
+                err(
+                    &r,
+                    "fs.read",
+                    json!({"path": f, "start_line": 1, "limit": 2})
+                )
+                .await
+            ),
+            "limit"
+        );
+        assert_eq!(
+            invalid_path(
+                err(
+                    &r,
+                    "fs.read",
+                    json!({"path": f, "start_line": 1, "encoding": "base64"})
+                )
+                .await
+            ),
+            "encoding"
+        );
+        assert_eq!(
+            invalid_path(err(&r, "fs.read", json!({"path": f, "encoding": "latin-1"})).await),
+            "encoding"
+        );
+        assert_eq!(
+            invalid_path(err(&r, "fs.read", json!({"path": f, "offset": -1})).await),
+            "offset"
+        );
         assert_eq!(invalid_path(err(&r, "fs.read", json!({})).await), "path");
         // Explicit nulls mean "not given".
-        let v = call(&r, "fs.read", json!({"path": f, "offset": null, "limit": null, "encoding": null})).await;
+        let v = call(
+            &r,
+            "fs.read",
+            json!({"path": f, "offset": null, "limit": null, "encoding": null}),
+        )
+        .await;
         assert_eq!(v["length"], json!(22));
     }
 
@@ -499,20 +594,46 @@ mod tests {
         let r = reg();
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("b.bin").display().to_string();
-        let v = call(&r, "fs.write", json!({"path": f, "content": "AP+AYQ==", "encoding": "base64"})).await;
+        let v = call(
+            &r,
+            "fs.write",
+            json!({"path": f, "content": "AP+AYQ==", "encoding": "base64"}),
+        )
+        .await;
         assert_eq!(v["bytes_written"], json!(4));
         assert_eq!(std::fs::read(&f).unwrap(), b"\x00\xff\x80a");
         let msg = tool_msg(err(&r, "fs.read", json!({"path": f})).await);
         assert_eq!(msg, format!("{f} is not valid UTF-8 text (invalid byte 0xff at offset 1); read it with encoding \"base64\""));
-        let v = call(&r, "fs.read", json!({"path": f, "encoding": "base64", "offset": 1, "limit": 2})).await;
-        assert_eq!((v["content"].as_str(), v["eof"].as_bool()), (Some("/4A="), Some(false)));
+        let v = call(
+            &r,
+            "fs.read",
+            json!({"path": f, "encoding": "base64", "offset": 1, "limit": 2}),
+        )
+        .await;
+        assert_eq!(
+            (v["content"].as_str(), v["eof"].as_bool()),
+            (Some("/4A="), Some(false))
+        );
         std::fs::write(&f, b"ok\xe2\x82").unwrap();
         let msg = tool_msg(err(&r, "fs.read", json!({"path": f})).await);
         assert!(msg.contains("truncated character at offset 2"), "{msg}");
         let msg = tool_msg(err(&r, "fs.read", json!({"path": f, "start_line": 1})).await);
         assert!(msg.contains("at offset 2"), "{msg}");
-        assert_eq!(invalid_path(err(&r, "fs.write", json!({"path": f, "content": "@@", "encoding": "base64"})).await), "content");
-        assert_eq!(invalid_path(err(&r, "fs.write", json!({"path": f})).await), "content");
+        assert_eq!(
+            invalid_path(
+                err(
+                    &r,
+                    "fs.write",
+                    json!({"path": f, "content": "@@", "encoding": "base64"})
+                )
+                .await
+            ),
+            "content"
+        );
+        assert_eq!(
+            invalid_path(err(&r, "fs.write", json!({"path": f})).await),
+            "content"
+        );
     }
 
     #[tokio::test]
@@ -521,24 +642,52 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let missing = d.path().join("nope.txt").display().to_string();
         let msg = tool_msg(err(&r, "fs.read", json!({"path": missing})).await);
-        assert_eq!(msg, format!("cannot read {missing}: No such file or directory (os error 2)"));
+        assert_eq!(
+            msg,
+            format!("cannot read {missing}: No such file or directory (os error 2)")
+        );
         let dir = d.path().display().to_string();
         let msg = tool_msg(err(&r, "fs.read", json!({"path": dir})).await);
-        assert_eq!(msg, format!("cannot read {dir}: it is a directory (use fs.list)"));
+        assert_eq!(
+            msg,
+            format!("cannot read {dir}: it is a directory (use fs.list)")
+        );
         let msg = tool_msg(err(&r, "fs.write", json!({"path": dir, "content": "x"})).await);
-        assert!(msg.starts_with(&format!("cannot write {dir}: ")) && msg.contains("os error 21"), "{msg}");
+        assert!(
+            msg.starts_with(&format!("cannot write {dir}: ")) && msg.contains("os error 21"),
+            "{msg}"
+        );
         let deep = d.path().join("x/y.txt").display().to_string();
-        let msg = tool_msg(err(&r, "fs.write", json!({"path": deep, "content": "x", "create_parents": false})).await);
-        assert_eq!(msg, format!("cannot write {deep}: No such file or directory (os error 2)"));
+        let msg = tool_msg(
+            err(
+                &r,
+                "fs.write",
+                json!({"path": deep, "content": "x", "create_parents": false}),
+            )
+            .await,
+        );
+        assert_eq!(
+            msg,
+            format!("cannot write {deep}: No such file or directory (os error 2)")
+        );
         std::fs::write(d.path().join("file"), "").unwrap();
         let under_file = d.path().join("file/z.txt").display().to_string();
         let msg = tool_msg(err(&r, "fs.write", json!({"path": under_file, "content": "x"})).await);
-        assert!(msg.starts_with("cannot create the parent directories of"), "{msg}");
+        assert!(
+            msg.starts_with("cannot create the parent directories of"),
+            "{msg}"
+        );
         let msg = tool_msg(err(&r, "fs.list", json!({"path": missing})).await);
-        assert_eq!(msg, format!("cannot list {missing}: No such file or directory (os error 2)"));
+        assert_eq!(
+            msg,
+            format!("cannot list {missing}: No such file or directory (os error 2)")
+        );
         let file = d.path().join("file").display().to_string();
         let msg = tool_msg(err(&r, "fs.list", json!({"path": file})).await);
-        assert_eq!(msg, format!("cannot list {file}: not a directory (use fs.read)"));
+        assert_eq!(
+            msg,
+            format!("cannot list {file}: not a directory (use fs.read)")
+        );
     }
 
     #[tokio::test]
@@ -557,23 +706,65 @@ mod tests {
         std::os::unix::fs::symlink("b.txt", root.join("link")).unwrap();
         let dir = root.display().to_string();
         let names = |v: &Value| -> Vec<String> {
-            v["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_string()).collect()
+            v["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["path"].as_str().unwrap().to_string())
+                .collect()
         };
         let v = call(&r, "fs.list", json!({"path": dir})).await;
         assert_eq!(names(&v), ["b.txt", "link", "src"]);
-        assert_eq!(v["entries"][0], json!({"path": "b.txt", "type": "file", "size": 5}));
+        assert_eq!(
+            v["entries"][0],
+            json!({"path": "b.txt", "type": "file", "size": 5})
+        );
         assert_eq!(v["entries"][1], json!({"path": "link", "type": "symlink"}));
         assert_eq!(v["entries"][2], json!({"path": "src", "type": "dir"}));
         assert_eq!(v["truncated"], json!(false));
         let v = call(&r, "fs.list", json!({"path": dir, "recursive": true})).await;
-        assert_eq!(names(&v), ["b.txt", "link", "src", "src/a.rs", "src/inner", "src/inner/c.rs"]);
-        let v = call(&r, "fs.list", json!({"path": dir, "recursive": true, "max_depth": 2})).await;
+        assert_eq!(
+            names(&v),
+            [
+                "b.txt",
+                "link",
+                "src",
+                "src/a.rs",
+                "src/inner",
+                "src/inner/c.rs"
+            ]
+        );
+        let v = call(
+            &r,
+            "fs.list",
+            json!({"path": dir, "recursive": true, "max_depth": 2}),
+        )
+        .await;
         assert_eq!(names(&v), ["b.txt", "link", "src", "src/a.rs", "src/inner"]);
-        let v = call(&r, "fs.list", json!({"path": dir, "include_hidden": true, "gitignore": false})).await;
-        assert_eq!(names(&v), [".gitignore", "b.txt", "link", "src", "target", "x.log"]);
-        let v = call(&r, "fs.list", json!({"path": dir, "recursive": true, "max_entries": 2})).await;
+        let v = call(
+            &r,
+            "fs.list",
+            json!({"path": dir, "include_hidden": true, "gitignore": false}),
+        )
+        .await;
+        assert_eq!(
+            names(&v),
+            [".gitignore", "b.txt", "link", "src", "target", "x.log"]
+        );
+        let v = call(
+            &r,
+            "fs.list",
+            json!({"path": dir, "recursive": true, "max_entries": 2}),
+        )
+        .await;
         assert_eq!((names(&v).len(), v["truncated"].as_bool()), (2, Some(true)));
-        assert_eq!(invalid_path(err(&r, "fs.list", json!({"path": dir, "max_entries": 0})).await), "max_entries");
-        assert_eq!(invalid_path(err(&r, "fs.list", json!({"path": dir, "recursive": "yes"})).await), "recursive");
+        assert_eq!(
+            invalid_path(err(&r, "fs.list", json!({"path": dir, "max_entries": 0})).await),
+            "max_entries"
+        );
+        assert_eq!(
+            invalid_path(err(&r, "fs.list", json!({"path": dir, "recursive": "yes"})).await),
+            "recursive"
+        );
     }
 }

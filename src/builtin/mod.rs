@@ -171,3 +171,56 @@ pub(crate) fn clean_path(p: &str) -> PathBuf {
 pub(crate) fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
+
+/// A tree walk over `root` without following symlinks, skipping hidden entries unless asked,
+/// and honoring .gitignore, .ignore and .git/info/exclude (also outside git repositories) when
+/// `gitignore` is set.
+pub(crate) fn walk_builder(
+    root: &Path,
+    include_hidden: bool,
+    gitignore: bool,
+) -> ignore::WalkBuilder {
+    let mut b = ignore::WalkBuilder::new(root);
+    b.standard_filters(false)
+        .hidden(!include_hidden)
+        .git_ignore(gitignore)
+        .git_exclude(gitignore)
+        .ignore(gitignore)
+        .parents(gitignore)
+        .require_git(false)
+        .follow_links(false);
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_register_by_name_and_unknown_names_fail_first() {
+        let r = Registry::new();
+        let e = register_groups(&r, &["fs", "shel"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "tool registration failed: unknown built-in tool group 'shel' (valid groups: diag, fs, edit, search)"
+        );
+        assert!(r.is_empty(), "nothing is registered when a name is wrong");
+        register_groups(&r, &default_groups()).unwrap();
+        let names: Vec<String> = r.specs().into_iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            [
+                "edit",
+                "fs.list",
+                "fs.read",
+                "fs.write",
+                "search.dir",
+                "search.file",
+                "search.find_file"
+            ]
+        );
+        // Registering again replaces instead of failing.
+        register_groups(&r, &["diag", "edit"]).unwrap();
+        assert!(r.contains("diag.echo") && r.contains("edit"));
+    }
+}
