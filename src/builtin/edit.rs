@@ -43,6 +43,10 @@ struct Snapshot {
     crlf: bool,
 }
 
+/// Serializes read-modify-write commands so concurrent edits of one file cannot lose each
+/// other's changes (they are short; views do not take it).
+static WRITE_LOCK: Mutex<()> = Mutex::new(());
+
 static HISTORY: LazyLock<Mutex<HashMap<PathBuf, Vec<Snapshot>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
@@ -498,6 +502,7 @@ fn run(args: &Args) -> Result<Value> {
     let raw = args.req_str("path")?;
     let path = clean_path(raw);
     validate_path(args, command, raw, &path)?;
+    let _serialized = (command != "view").then(|| WRITE_LOCK.lock());
     let output = match command {
         "view" => view(args, &path)?,
         "create" => create(args, &path)?,

@@ -205,7 +205,7 @@ fn read_lines(args: &Args, ctx: &CallContext, path: &Path) -> Result<Value> {
         "length": length,
         "eof": eof,
         "start_line": start,
-        "end_line": n.max(start.min(1)),
+        "end_line": n,
     }))
 }
 
