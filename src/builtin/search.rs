@@ -195,9 +195,13 @@ fn matcher(args: &Args) -> Result<RegexMatcher> {
         })
 }
 
-fn searcher() -> Searcher {
+/// Byte semantics like grep's: no BOM sniffing/transcoding (a UTF-16 file has NULs, so it is
+/// binary, as for `grep -I`). Line numbers only when they are shown: counting them costs a
+/// pass over every byte.
+fn searcher(line_numbers: bool) -> Searcher {
     SearcherBuilder::new()
-        .line_number(true)
+        .line_number(line_numbers)
+        .bom_sniffing(false)
         .binary_detection(BinaryDetection::quit(0))
         .build()
 }
@@ -317,7 +321,7 @@ fn search_dir(args: &Args, ctx: &CallContext) -> Result<Value> {
     let shown = dir.display();
     let files = walk_files(args, ctx, &dir, |path| {
         thread_local! {
-            static SEARCHER: std::cell::RefCell<Searcher> = std::cell::RefCell::new(searcher());
+            static SEARCHER: std::cell::RefCell<Searcher> = std::cell::RefCell::new(searcher(false));
         }
         let mut sink = Count {
             lines: 0,
@@ -381,7 +385,7 @@ fn search_file(args: &Args, ctx: &CallContext) -> Result<Value> {
         binary: false,
         cancel: &ctx.cancel,
     };
-    searcher()
+    searcher(true)
         .search_path(&m, &file, &mut sink)
         .map_err(|e| args.fail(format!("cannot read {shown}: {e}")))?;
     if ctx.is_cancelled() {
