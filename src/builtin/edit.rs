@@ -567,31 +567,22 @@ pub fn register(registry: &Registry) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::Error;
+    use crate::builtin::testutil;
 
     fn reg() -> Registry {
-        let r = Registry::new();
-        register(&r).unwrap();
-        r
+        testutil::registry(register)
     }
 
     async fn ok(r: &Registry, args: Value) -> String {
-        let v = r.call_json("edit", args).await.unwrap();
-        v["output"].as_str().unwrap().to_string()
+        testutil::output(r, "edit", args).await
     }
 
     async fn tool_err(r: &Registry, args: Value) -> String {
-        match r.call_json("edit", args).await {
-            Err(Error::Tool { message, .. }) => message,
-            other => panic!("expected a tool error, got {other:?}"),
-        }
+        testutil::tool_err(r, "edit", args).await
     }
 
     async fn invalid(r: &Registry, args: Value) -> (String, String) {
-        match r.call_json("edit", args).await {
-            Err(Error::InvalidArguments { path, message, .. }) => (path, message),
-            other => panic!("expected InvalidArguments, got {other:?}"),
-        }
+        testutil::invalid(r, "edit", args).await
     }
 
     fn p(dir: &tempfile::TempDir, name: &str) -> String {

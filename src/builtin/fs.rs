@@ -419,33 +419,10 @@ pub fn register(registry: &Registry) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::builtin::testutil::{call, invalid, invalid_fields, registry, tool_err};
 
     fn reg() -> Registry {
-        let r = Registry::new();
-        register(&r).unwrap();
-        r
-    }
-
-    async fn call(r: &Registry, name: &str, args: Value) -> Value {
-        r.call_json(name, args).await.unwrap()
-    }
-
-    async fn err(r: &Registry, name: &str, args: Value) -> Error {
-        r.call_json(name, args).await.unwrap_err()
-    }
-
-    fn tool_msg(e: Error) -> String {
-        match e {
-            Error::Tool { message, .. } => message,
-            other => panic!("expected a tool error, got {other:?}"),
-        }
-    }
-
-    fn invalid_path(e: Error) -> String {
-        match e {
-            Error::InvalidArguments { path, .. } => path,
-            other => panic!("expected InvalidArguments, got {other:?}"),
-        }
+        registry(register)
     }
 
     #[tokio::test]
@@ -485,8 +462,12 @@ mod tests {
         );
         let v = call(&r, "fs.read", json!({"path": f, "offset": 1, "limit": 5})).await;
         assert_eq!(v["content"], "éllo");
-        let e = err(&r, "fs.read", json!({"path": f, "offset": 2})).await;
-        assert_eq!(invalid_path(e), "offset");
+        assert_eq!(
+            invalid(&r, "fs.read", json!({"path": f, "offset": 2}))
+                .await
+                .0,
+            "offset"
+        );
         let v = call(&r, "fs.read", json!({"path": f, "offset": 19})).await;
         assert_eq!(
             (v["content"].as_str(), v["eof"].as_bool()),
@@ -522,65 +503,35 @@ mod tests {
             ),
             (Some("third\n4th"), Some(4), Some(true))
         );
-        let e = err(&r, "fs.read", json!({"path": f, "start_line": 9})).await;
-        assert_eq!(invalid_path(e.clone()), "start_line");
+        let (field, e) = invalid(&r, "fs.read", json!({"path": f, "start_line": 9})).await;
+        assert_eq!(field, "start_line");
         assert!(
             e.to_string().contains("past the end of") && e.to_string().contains("(4 lines)"),
             "{e}"
         );
-        assert_eq!(
-            invalid_path(
-                err(
-                    &r,
-                    "fs.read",
-                    json!({"path": f, "start_line": 3, "end_line": 2})
-                )
-                .await
-            ),
-            "end_line"
-        );
-        assert_eq!(
-            invalid_path(
-                err(
-                    &r,
-                    "fs.read",
-                    json!({"path": f, "start_line": 1, "end_line": 0})
-                )
-                .await
-            ),
-            "end_line"
-        );
-        assert_eq!(
-            invalid_path(
-                err(
-                    &r,
-                    "fs.read",
-                    json!({"path": f, "start_line": 1, "limit": 2})
-                )
-                .await
-            ),
-            "limit"
-        );
-        assert_eq!(
-            invalid_path(
-                err(
-                    &r,
-                    "fs.read",
-                    json!({"path": f, "start_line": 1, "encoding": "base64"})
-                )
-                .await
-            ),
-            "encoding"
-        );
-        assert_eq!(
-            invalid_path(err(&r, "fs.read", json!({"path": f, "encoding": "latin-1"})).await),
-            "encoding"
-        );
-        assert_eq!(
-            invalid_path(err(&r, "fs.read", json!({"path": f, "offset": -1})).await),
-            "offset"
-        );
-        assert_eq!(invalid_path(err(&r, "fs.read", json!({})).await), "path");
+        invalid_fields(
+            &r,
+            "fs.read",
+            vec![
+                (
+                    json!({"path": f, "start_line": 3, "end_line": 2}),
+                    "end_line",
+                ),
+                (
+                    json!({"path": f, "start_line": 1, "end_line": 0}),
+                    "end_line",
+                ),
+                (json!({"path": f, "start_line": 1, "limit": 2}), "limit"),
+                (
+                    json!({"path": f, "start_line": 1, "encoding": "base64"}),
+                    "encoding",
+                ),
+                (json!({"path": f, "encoding": "latin-1"}), "encoding"),
+                (json!({"path": f, "offset": -1}), "offset"),
+                (json!({}), "path"),
+            ],
+        )
+        .await;
         // Explicit nulls mean "not given".
         let v = call(
             &r,
@@ -604,7 +555,7 @@ mod tests {
         .await;
         assert_eq!(v["bytes_written"], json!(4));
         assert_eq!(std::fs::read(&f).unwrap(), b"\x00\xff\x80a");
-        let msg = tool_msg(err(&r, "fs.read", json!({"path": f})).await);
+        let msg = tool_err(&r, "fs.read", json!({"path": f})).await;
         assert_eq!(msg, format!("{f} is not valid UTF-8 text (invalid byte 0xff at offset 1); read it with encoding \"base64\""));
         let v = call(
             &r,
@@ -617,25 +568,22 @@ mod tests {
             (Some("/4A="), Some(false))
         );
         std::fs::write(&f, b"ok\xe2\x82").unwrap();
-        let msg = tool_msg(err(&r, "fs.read", json!({"path": f})).await);
+        let msg = tool_err(&r, "fs.read", json!({"path": f})).await;
         assert!(msg.contains("truncated character at offset 2"), "{msg}");
-        let msg = tool_msg(err(&r, "fs.read", json!({"path": f, "start_line": 1})).await);
+        let msg = tool_err(&r, "fs.read", json!({"path": f, "start_line": 1})).await;
         assert!(msg.contains("at offset 2"), "{msg}");
-        assert_eq!(
-            invalid_path(
-                err(
-                    &r,
-                    "fs.write",
-                    json!({"path": f, "content": "@@", "encoding": "base64"})
-                )
-                .await
-            ),
-            "content"
-        );
-        assert_eq!(
-            invalid_path(err(&r, "fs.write", json!({"path": f})).await),
-            "content"
-        );
+        invalid_fields(
+            &r,
+            "fs.write",
+            vec![
+                (
+                    json!({"path": f, "content": "@@", "encoding": "base64"}),
+                    "content",
+                ),
+                (json!({"path": f}), "content"),
+            ],
+        )
+        .await;
     }
 
     #[tokio::test]
@@ -643,49 +591,47 @@ mod tests {
         let r = reg();
         let d = tempfile::tempdir().unwrap();
         let missing = d.path().join("nope.txt").display().to_string();
-        let msg = tool_msg(err(&r, "fs.read", json!({"path": missing})).await);
+        let msg = tool_err(&r, "fs.read", json!({"path": missing})).await;
         assert_eq!(
             msg,
             format!("cannot read {missing}: No such file or directory (os error 2)")
         );
         let dir = d.path().display().to_string();
-        let msg = tool_msg(err(&r, "fs.read", json!({"path": dir})).await);
+        let msg = tool_err(&r, "fs.read", json!({"path": dir})).await;
         assert_eq!(
             msg,
             format!("cannot read {dir}: it is a directory (use fs.list)")
         );
-        let msg = tool_msg(err(&r, "fs.write", json!({"path": dir, "content": "x"})).await);
+        let msg = tool_err(&r, "fs.write", json!({"path": dir, "content": "x"})).await;
         assert!(
             msg.starts_with(&format!("cannot write {dir}: ")) && msg.contains("os error 21"),
             "{msg}"
         );
         let deep = d.path().join("x/y.txt").display().to_string();
-        let msg = tool_msg(
-            err(
-                &r,
-                "fs.write",
-                json!({"path": deep, "content": "x", "create_parents": false}),
-            )
-            .await,
-        );
+        let msg = tool_err(
+            &r,
+            "fs.write",
+            json!({"path": deep, "content": "x", "create_parents": false}),
+        )
+        .await;
         assert_eq!(
             msg,
             format!("cannot write {deep}: No such file or directory (os error 2)")
         );
         std::fs::write(d.path().join("file"), "").unwrap();
         let under_file = d.path().join("file/z.txt").display().to_string();
-        let msg = tool_msg(err(&r, "fs.write", json!({"path": under_file, "content": "x"})).await);
+        let msg = tool_err(&r, "fs.write", json!({"path": under_file, "content": "x"})).await;
         assert!(
             msg.starts_with("cannot create the parent directories of"),
             "{msg}"
         );
-        let msg = tool_msg(err(&r, "fs.list", json!({"path": missing})).await);
+        let msg = tool_err(&r, "fs.list", json!({"path": missing})).await;
         assert_eq!(
             msg,
             format!("cannot list {missing}: No such file or directory (os error 2)")
         );
         let file = d.path().join("file").display().to_string();
-        let msg = tool_msg(err(&r, "fs.list", json!({"path": file})).await);
+        let msg = tool_err(&r, "fs.list", json!({"path": file})).await;
         assert_eq!(
             msg,
             format!("cannot list {file}: not a directory (use fs.read)")
@@ -760,13 +706,14 @@ mod tests {
         )
         .await;
         assert_eq!((names(&v).len(), v["truncated"].as_bool()), (2, Some(true)));
-        assert_eq!(
-            invalid_path(err(&r, "fs.list", json!({"path": dir, "max_entries": 0})).await),
-            "max_entries"
-        );
-        assert_eq!(
-            invalid_path(err(&r, "fs.list", json!({"path": dir, "recursive": "yes"})).await),
-            "recursive"
-        );
+        invalid_fields(
+            &r,
+            "fs.list",
+            vec![
+                (json!({"path": dir, "max_entries": 0}), "max_entries"),
+                (json!({"path": dir, "recursive": "yes"}), "recursive"),
+            ],
+        )
+        .await;
     }
 }

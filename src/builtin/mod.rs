@@ -224,3 +224,56 @@ mod tests {
         assert!(r.contains("diag.echo") && r.contains("edit"));
     }
 }
+
+/// Helpers shared by the built-in tools' tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use serde_json::Value;
+
+    use crate::core::{Error, Registry, Result};
+
+    pub fn registry(register: fn(&Registry) -> Result<()>) -> Registry {
+        let r = Registry::new();
+        register(&r).unwrap();
+        r
+    }
+
+    pub async fn call(r: &Registry, name: &str, args: Value) -> Value {
+        r.call_json(name, args).await.unwrap()
+    }
+
+    pub async fn output(r: &Registry, name: &str, args: Value) -> String {
+        call(r, name, args).await["output"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn err(r: &Registry, name: &str, args: Value) -> Error {
+        r.call_json(name, args).await.unwrap_err()
+    }
+
+    /// The message of the `Error::Tool` the call fails with.
+    pub async fn tool_err(r: &Registry, name: &str, args: Value) -> String {
+        match err(r, name, args).await {
+            Error::Tool { message, .. } => message,
+            other => panic!("expected a tool error, got {other:?}"),
+        }
+    }
+
+    /// Field and message of the `Error::InvalidArguments` the call fails with.
+    pub async fn invalid(r: &Registry, name: &str, args: Value) -> (String, String) {
+        match err(r, name, args).await {
+            Error::InvalidArguments { path, message, .. } => (path, message),
+            other => panic!("expected InvalidArguments, got {other:?}"),
+        }
+    }
+
+    /// Each call fails with `InvalidArguments` naming the paired field.
+    pub async fn invalid_fields(r: &Registry, name: &str, cases: Vec<(Value, &str)>) {
+        for (args, field) in cases {
+            let shown = args.to_string();
+            assert_eq!(invalid(r, name, args).await.0, field, "{shown}");
+        }
+    }
+}

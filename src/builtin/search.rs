@@ -542,26 +542,10 @@ pub fn register(registry: &Registry) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::builtin::testutil::{call, invalid_fields, output, registry, tool_err};
 
     fn reg() -> Registry {
-        let r = Registry::new();
-        register(&r).unwrap();
-        r
-    }
-
-    async fn call(r: &Registry, name: &str, args: Value) -> Value {
-        r.call_json(name, args).await.unwrap()
-    }
-
-    async fn output(r: &Registry, name: &str, args: Value) -> String {
-        call(r, name, args).await["output"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    async fn err(r: &Registry, name: &str, args: Value) -> Error {
-        r.call_json(name, args).await.unwrap_err()
+        registry(register)
     }
 
     fn tree() -> (tempfile::TempDir, String) {
@@ -681,27 +665,24 @@ mod tests {
         .await;
         assert_eq!(v["total_matches"], json!(4));
 
-        let msg = err(
+        let msg = tool_err(
             &r,
             "search.dir",
             json!({"search_term": "x", "dir": format!("{root}/nope")}),
         )
         .await;
-        assert!(
-            matches!(&msg, Error::Tool { message, .. } if *message == format!("Directory {root}/nope not found")),
-            "{msg:?}"
-        );
-        for bad in [
-            json!({"search_term": "", "dir": root}),
-            json!({"search_term": "[x", "dir": root}),
-            json!({"search_term": "a\nb", "dir": root}),
-            json!({"dir": root}),
-        ] {
-            match err(&r, "search.dir", bad.clone()).await {
-                Error::InvalidArguments { path, .. } => assert_eq!(path, "search_term", "{bad}"),
-                other => panic!("{bad}: {other:?}"),
-            }
-        }
+        assert_eq!(msg, format!("Directory {root}/nope not found"));
+        invalid_fields(
+            &r,
+            "search.dir",
+            vec![
+                (json!({"search_term": "", "dir": root}), "search_term"),
+                (json!({"search_term": "[x", "dir": root}), "search_term"),
+                (json!({"search_term": "a\nb", "dir": root}), "search_term"),
+                (json!({"dir": root}), "search_term"),
+            ],
+        )
+        .await;
     }
 
     #[tokio::test]
@@ -789,39 +770,36 @@ mod tests {
             (Some(101), Some(true))
         );
 
-        match err(
-            &r,
-            "search.file",
-            json!({"search_term": "x", "file": format!("{root}/missing.py")}),
-        )
-        .await
         {
-            Error::Tool { message, .. } => assert_eq!(
+            let message = tool_err(
+                &r,
+                "search.file",
+                json!({"search_term": "x", "file": format!("{root}/missing.py")}),
+            )
+            .await;
+            assert_eq!(
                 message,
                 format!("File name {root}/missing.py not found. Please provide a valid file name.")
-            ),
-            other => panic!("{other:?}"),
+            );
         }
-        match err(&r, "search.file", json!({"search_term": "x", "file": root})).await {
-            Error::Tool { message, .. } => assert!(message.starts_with("File name"), "{message}"),
-            other => panic!("{other:?}"),
+        {
+            let message =
+                tool_err(&r, "search.file", json!({"search_term": "x", "file": root})).await;
+            assert!(message.starts_with("File name"), "{message}");
         }
-        match err(
+        let msg = tool_err(
             &r,
             "search.file",
             json!({"search_term": "foo", "file": format!("{root}/pkg/bin.dat")}),
         )
-        .await
-        {
-            Error::Tool { message, .. } => {
-                assert!(message.contains("is a binary file"), "{message}")
-            }
-            other => panic!("{other:?}"),
-        }
-        match err(&r, "search.file", json!({"search_term": "x"})).await {
-            Error::InvalidArguments { path, .. } => assert_eq!(path, "file"),
-            other => panic!("{other:?}"),
-        }
+        .await;
+        assert!(msg.contains("is a binary file"), "{msg}");
+        invalid_fields(
+            &r,
+            "search.file",
+            vec![(json!({"search_term": "x"}), "file")],
+        )
+        .await;
     }
 
     #[tokio::test]
@@ -860,28 +838,23 @@ mod tests {
         )
         .await;
         assert_eq!(out, format!("No matches found for \"sub\" in {root}"));
-        for bad in [
-            json!({"file_name": "pkg/b.py", "dir": root}),
-            json!({"file_name": "[", "dir": root}),
-            json!({"dir": root}),
-        ] {
-            match err(&r, "search.find_file", bad.clone()).await {
-                Error::InvalidArguments { path, .. } => assert_eq!(path, "file_name", "{bad}"),
-                other => panic!("{bad}: {other:?}"),
-            }
-        }
-        match err(
+        invalid_fields(
+            &r,
+            "search.find_file",
+            vec![
+                (json!({"file_name": "pkg/b.py", "dir": root}), "file_name"),
+                (json!({"file_name": "[", "dir": root}), "file_name"),
+                (json!({"dir": root}), "file_name"),
+            ],
+        )
+        .await;
+        let msg = tool_err(
             &r,
             "search.find_file",
             json!({"file_name": "x", "dir": "/definitely/not/here"}),
         )
-        .await
-        {
-            Error::Tool { message, .. } => {
-                assert_eq!(message, "Directory /definitely/not/here not found")
-            }
-            other => panic!("{other:?}"),
-        }
+        .await;
+        assert_eq!(msg, "Directory /definitely/not/here not found");
     }
 
     #[test]
