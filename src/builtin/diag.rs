@@ -5,11 +5,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::obj;
 use crate::core::{Error, FnTool, Payload, Registry, Result, ToolSpec};
-
-fn obj(props: Value, required: &[&str]) -> Value {
-    json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
-}
 
 /// Register the `diag.*` tools into `registry` (replacing any of the same names).
 pub fn register(registry: &Registry) -> Result<()> {

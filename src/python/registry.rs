@@ -448,3 +448,22 @@ pub fn register_diagnostic_tools(py: Python<'_>, registry: Option<&PyRegistry>) 
         .unwrap_or_else(|| Registry::global().clone());
     crate::builtin::diag::register(&r).py(py)
 }
+
+/// Register built-in Rust tools by group ("fs", "edit", "search", "diag"; see
+/// `crate::builtin::GROUPS`). `groups=None` registers every group except "diag".
+#[pyfunction]
+#[pyo3(signature = (groups = None, registry = None))]
+pub fn register_builtin_tools(
+    py: Python<'_>,
+    groups: Option<Vec<String>>,
+    registry: Option<&PyRegistry>,
+) -> PyResult<()> {
+    let r = registry
+        .map(|r| r.inner.clone())
+        .unwrap_or_else(|| Registry::global().clone());
+    let names: Vec<&str> = match &groups {
+        Some(g) => g.iter().map(String::as_str).collect(),
+        None => crate::builtin::default_groups(),
+    };
+    crate::builtin::register_groups(&r, &names).py(py)
+}
