@@ -37,6 +37,10 @@ struct Cli {
     /// Allow run-function/run-script on modules matching PATTERN (`pkg.mod`, `pkg.*`, `*`)
     #[arg(long = "allow-module", value_name = "PATTERN", global = true)]
     allow: Vec<String>,
+    /// Register built-in host tools: GROUP[,GROUP...] of fs, edit, search, shell, diag, or
+    /// `all` (every group but diag). Off by default: they read/write files and run commands.
+    #[arg(long = "builtin", value_name = "GROUPS", value_delimiter = ',', global = true)]
+    builtin: Vec<String>,
     /// More logging (-v info, -vv debug), on stderr
     #[arg(short, long, action = ArgAction::Count, global = true)]
     verbose: u8,
@@ -346,6 +350,17 @@ pub fn run(argv: Vec<String>) -> i32 {
             return 1;
         }
     };
+    if !cli.builtin.is_empty() {
+        let groups: Vec<&str> = if cli.builtin.iter().any(|g| g == "all") {
+            crate::builtin::default_groups()
+        } else {
+            cli.builtin.iter().map(String::as_str).collect()
+        };
+        if let Err(e) = crate::builtin::register_groups(Registry::global(), &groups) {
+            report(&e, verbose);
+            return 2;
+        }
+    }
     for p in h.plugins() {
         if let Some(err) = &p.error {
             eprintln!(
