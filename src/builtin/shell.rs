@@ -566,11 +566,10 @@ impl ShellSession {
                 return Ok(self.exited_output(&mut st));
             }
             let marker = self.marker(seq);
-            if let Some((_, end, _)) = Self::find_marker(&mut st, &marker) {
-                if opts.kind == InputKind::Command {
-                    st.buf.drain(..end);
-                    st.scan = 0;
-                }
+            if let Some((start, end, _)) = Self::find_marker(&mut st, &marker) {
+                // Its late output stays in front of what comes next; only the marker goes.
+                st.buf.drain(start..end);
+                st.scan = 0;
                 st.pending = None;
             }
         }
@@ -767,6 +766,9 @@ impl ShellSession {
             let old_marker = old.map(|s| self.marker(s));
             let alive = self
                 .pump_until(st, how.timeout, |st| {
+                    if self.foreground_is_shell() {
+                        return true;
+                    }
                     if let Some(m) = &old_marker {
                         let saved = st.scan;
                         let found = Self::find_marker(st, m).is_some();

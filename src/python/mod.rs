@@ -321,6 +321,7 @@ pub fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(_atexit, m)?)?;
     m.add_function(wrap_pyfunction!(registry::register_diagnostic_tools, m)?)?;
+    m.add_function(wrap_pyfunction!(registry::register_builtin_tools, m)?)?;
     m.add_function(wrap_pyfunction!(_bare_noop, m)?)?;
     m.add_function(wrap_pyfunction!(_bare_detach, m)?)?;
     m.add_function(wrap_pyfunction!(_roundtrip, m)?)?;

@@ -448,3 +448,26 @@ pub fn register_diagnostic_tools(py: Python<'_>, registry: Option<&PyRegistry>) 
         .unwrap_or_else(|| Registry::global().clone());
     crate::builtin::diag::register(&r).py(py)
 }
+
+/// Register built-in Rust tool groups ("shell", "diag", ...). `None` means every group except
+/// "diag". Opt-in: these tools run commands on the host.
+#[pyfunction]
+#[pyo3(signature = (groups = None, registry = None))]
+pub fn register_builtin_tools(
+    py: Python<'_>,
+    groups: Option<Vec<String>>,
+    registry: Option<&PyRegistry>,
+) -> PyResult<()> {
+    let r = registry
+        .map(|r| r.inner.clone())
+        .unwrap_or_else(|| Registry::global().clone());
+    let names: Vec<&str> = match &groups {
+        Some(g) => g.iter().map(String::as_str).collect(),
+        None => crate::builtin::GROUPS
+            .iter()
+            .copied()
+            .filter(|g| *g != "diag")
+            .collect(),
+    };
+    crate::builtin::register_groups(&r, &names).py(py)
+}
