@@ -200,7 +200,9 @@ def test_files_round_trip_and_upload(tmp_path):
         p = tmp_path / "deep" / "er" / "f.txt"
         text = "héllo\n\tüñí©ødé ✓\r\n  trailing  \n"
         await rt.write_file(WriteFileRequest(path=str(p), content=text))
-        assert (await rt.read_file(ReadFileRequest(path=str(p)))).content == text
+        # Path.read_text semantics (as LocalRuntime): universal newlines.
+        assert (await rt.read_file(ReadFileRequest(path=str(p)))).content == text.replace("\r\n", "\n")
+        assert p.read_bytes() == text.encode()
         latin = tmp_path / "latin.txt"
         latin.write_bytes("café".encode("latin-1") + b"\xff")
         r = await rt.read_file(ReadFileRequest(path=str(latin), encoding="latin-1"))

@@ -175,7 +175,7 @@ pub struct ShellSession {
 }
 
 fn io_err(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Runtime(format!("{what}: {e}"))
+    Error::tool("shell", format!("{what}: {e}"))
 }
 
 /// Python's `bytes.decode(errors="backslashreplace")`.
@@ -245,9 +245,19 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(hay, needle)
 }
 
+/// A process in a shell's session: (pid, parent pid, zombie).
+type Member = (i32, i32, bool);
+
 /// Processes whose session id is `sid` (the shell and everything it started that did not
 /// leave the session).
-fn session_members(sid: i32) -> Vec<i32> {
+#[cfg(test)]
+fn session_members(sid: i32) -> Vec<Member> {
+    members(3, sid)
+}
+
+/// Processes whose field `field` of /proc/PID/stat after the name (2: process group,
+/// 3: session) is `id`.
+fn members(field: usize, id: i32) -> Vec<Member> {
     let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return out;
@@ -264,16 +274,18 @@ fn session_members(sid: i32) -> Vec<i32> {
             continue;
         };
         let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.get(3).and_then(|s| s.parse::<i32>().ok()) == Some(sid) {
-            out.push(pid);
+        let num = |i: usize| f.get(i).and_then(|s| s.parse::<i32>().ok());
+        if num(field) == Some(id) {
+            out.push((pid, num(1).unwrap_or_default(), f.first() == Some(&"Z")));
         }
     }
     out
 }
 
-/// Kill everything in session `sid`: first the shell's jobs, letting the still-running shell
-/// reap them (so no zombies are left to an init that may never reap), then the shell itself.
-fn kill_session_members(sid: i32, grace: Duration) {
+/// Kill everything in session (`field` 3) or process group (2) `sid`, leaves of the process tree
+/// first so that each dies while its parent (the shell, a subshell) is alive to reap it — an
+/// orphan would become a zombie of an init that may never reap — and the leader `sid` last.
+fn kill_tree(field: usize, sid: i32, grace: Duration) {
     let kill = |pid: i32| {
         if let Some(p) = Pid::from_raw(pid) {
             let _ = rustix::process::kill_process(p, Signal::KILL);
@@ -281,15 +293,24 @@ fn kill_session_members(sid: i32, grace: Duration) {
     };
     let end = Instant::now() + grace;
     loop {
-        let others: Vec<i32> = session_members(sid)
+        let live: Vec<Member> = members(field, sid)
             .into_iter()
-            .filter(|p| *p != sid)
+            .filter(|m| m.0 != sid && !m.2)
             .collect();
-        if others.is_empty() || Instant::now() >= end {
+        if live.is_empty() || Instant::now() >= end {
             break;
         }
-        others.into_iter().for_each(kill);
+        let parents: std::collections::HashSet<i32> = live.iter().map(|m| m.1).collect();
+        live.iter()
+            .filter(|m| !parents.contains(&m.0))
+            .for_each(|m| kill(m.0));
         std::thread::sleep(Duration::from_millis(2));
+    }
+    // Past the grace period (a parent that does not reap): kill whatever is left.
+    for m in members(field, sid) {
+        if m.0 != sid && !m.2 {
+            kill(m.0);
+        }
     }
     kill(sid);
 }
@@ -371,12 +392,15 @@ impl ShellSession {
             Ok(out) if out.status == Status::Completed => Ok((session, out.output)),
             Ok(out) => {
                 session.close().await;
-                Err(Error::Runtime(format!(
-                    "shell session did not start ({}) within {:.1}s; output: {:?}",
-                    out.status.name(),
-                    opts.startup_timeout.as_secs_f64(),
-                    out.output
-                )))
+                Err(Error::tool(
+                    "shell.session.create",
+                    format!(
+                        "shell session did not start ({}) within {:.1}s; output: {:?}",
+                        out.status.name(),
+                        opts.startup_timeout.as_secs_f64(),
+                        out.output
+                    ),
+                ))
             }
             Err(e) => {
                 session.close().await;
@@ -523,12 +547,15 @@ impl ShellSession {
 
     fn usable(&self, st: &State) -> Result<()> {
         if st.closed {
-            return Err(Error::Runtime("the shell session is closed".into()));
+            return Err(Error::tool("shell.session", "the shell session is closed"));
         }
         if let Some(code) = st.exit {
-            return Err(Error::Runtime(format!(
-                "the shell of this session has exited (exit code {code}); create a new session"
-            )));
+            return Err(Error::tool(
+                "shell.session",
+                format!(
+                    "the shell of this session has exited (exit code {code}); create a new session"
+                ),
+            ));
         }
         Ok(())
     }
@@ -575,10 +602,10 @@ impl ShellSession {
         }
         match (opts.kind, st.pending) {
             (InputKind::Command, Some(_)) => {
-                return Err(Error::Runtime(
+                return Err(Error::tool(
+                    "shell.session.run",
                     "a previous command is still running in this session (it timed out or is \
-                     waiting for input); interrupt it first or send it input as an interactive line"
-                        .into(),
+                     waiting for input); interrupt it first or send it input as an interactive line",
                 ))
             }
             (InputKind::Command, None) | (InputKind::Interactive, None) => {
@@ -807,10 +834,13 @@ impl ShellSession {
         }
         st.scan = 0;
         let Some((start, end, mut code)) = Self::find_marker(st, &marker) else {
-            return Err(Error::Runtime(format!(
+            return Err(Error::tool(
+                "shell.session.interrupt",
+                format!(
                 "the shell did not respond within {:.1}s after the interrupt; close the session",
                 how.resync_timeout.as_secs_f64()
-            )));
+            ),
+            ));
         };
         st.pending = None;
         let mut raw = st.buf[..start].to_vec();
@@ -856,7 +886,7 @@ impl ShellSession {
 
     fn kill_all(&self, grace: Duration) {
         if self.pid > 0 {
-            kill_session_members(self.pid, grace);
+            kill_tree(3, self.pid, grace);
         }
     }
 }
@@ -1109,8 +1139,8 @@ pub async fn execute(opts: &ExecOptions) -> Result<ExecOutput> {
             })
         }
         None => {
-            if let Some(p) = pgid.and_then(Pid::from_raw) {
-                let _ = rustix::process::kill_process_group(p, Signal::KILL);
+            if let Some(p) = pgid {
+                kill_tree(2, p, Duration::from_millis(200));
             }
             let _ = child.kill().await;
             Ok(ExecOutput {
@@ -1517,7 +1547,11 @@ mod tests {
         assert!(session_members(pid).len() >= 4);
         let dir = s.dir.clone();
         s.close().await;
-        assert!(session_members(pid).is_empty());
+        assert!(
+            session_members(pid).is_empty(),
+            "{:?}",
+            session_members(pid)
+        );
         assert!(!dir.exists());
         assert!(s.run("echo", &cmd(1.0)).await.is_err());
         let s = start().await;
