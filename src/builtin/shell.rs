@@ -71,8 +71,10 @@ pub enum InputKind {
 }
 
 /// How to run one input.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
+    /// Receives output as it arrives: `done` = bytes so far, `message` = the new text.
+    pub stream: Option<crate::core::ProgressSink>,
     pub kind: InputKind,
     /// Overall time limit; `None` waits forever.
     pub timeout: Option<Duration>,
@@ -481,9 +483,9 @@ impl ShellSession {
         }
     }
 
-    /// Find `marker` + digits + MARK in `st.buf` starting at `st.scan`; returns
-    /// (start, end, exit_code).
-    fn find_marker(st: &mut State, marker: &[u8]) -> Option<(usize, usize, i32)> {
+    /// Find `marker` + exit code (+ `S` when the in-shell syntax check failed) + MARK in
+    /// `st.buf` starting at `st.scan`; returns (start, end, exit_code, syntax_failed).
+    fn find_marker(st: &mut State, marker: &[u8]) -> Option<(usize, usize, i32, bool)> {
         let from = st.scan.min(st.buf.len());
         let Some(i) = find(&st.buf[from..], marker).map(|i| i + from) else {
             st.scan = st.buf.len().saturating_sub(marker.len());
@@ -494,11 +496,12 @@ impl ShellSession {
             st.scan = i; // the rest of the marker has not arrived yet
             return None;
         };
-        let code = std::str::from_utf8(&st.buf[digits_at..j])
-            .ok()
-            .and_then(|s| s.parse::<i32>().ok())
-            .unwrap_or(-1);
-        Some((i, j + 1, code))
+        let text = std::str::from_utf8(&st.buf[digits_at..j]).unwrap_or_default();
+        let (text, syntax) = match text.strip_suffix('S') {
+            Some(t) => (t, true),
+            None => (text, false),
+        };
+        Some((i, j + 1, text.parse::<i32>().unwrap_or(-1), syntax))
     }
 
     /// Take `buf[..upto]` as output and drop `buf[..consume]`.
@@ -573,17 +576,30 @@ impl ShellSession {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        if opts.kind == InputKind::Command && opts.check_syntax {
-            if let Some((stdout, stderr)) = check_syntax(input).await? {
-                return Ok(RunOutput {
-                    output: String::new(),
-                    exit_code: Some(2),
-                    status: Status::SyntaxError { stdout, stderr },
-                    expect_string: String::new(),
-                    interrupted: false,
-                });
-            }
+        // The shell parses the command (as a function body) before running it: no process to
+        // spawn. Only when that parse fails does `bash -n` decide, exactly as LocalRuntime.
+        let check =
+            opts.kind == InputKind::Command && opts.check_syntax && !input.trim().is_empty();
+        let out = self.run_once(input, opts, &expects, check).await?;
+        if !matches!(out.status, Status::SyntaxError { .. }) {
+            return Ok(out);
         }
+        match check_syntax(input).await? {
+            Some((stdout, stderr)) => Ok(RunOutput {
+                status: Status::SyntaxError { stdout, stderr },
+                ..out
+            }),
+            None => self.run_once(input, opts, &expects, false).await,
+        }
+    }
+
+    async fn run_once(
+        &self,
+        input: &str,
+        opts: &RunOptions,
+        expects: &[BytesRegex],
+        check: bool,
+    ) -> Result<RunOutput> {
         let mut intr = self.interrupt_tx.subscribe();
         let mut st = self.state.lock().await;
         self.usable(&st)?;
@@ -593,7 +609,7 @@ impl ShellSession {
                 return Ok(self.exited_output(&mut st));
             }
             let marker = self.marker(seq);
-            if let Some((start, end, _)) = Self::find_marker(&mut st, &marker) {
+            if let Some((start, end, _, _)) = Self::find_marker(&mut st, &marker) {
                 // Its late output stays in front of what comes next; only the marker goes.
                 st.buf.drain(start..end);
                 st.scan = 0;
@@ -616,11 +632,24 @@ impl ShellSession {
                 text.push('\n');
                 std::fs::write(&file, text)
                     .map_err(|e| io_err(&format!("cannot write {}", file.display()), e))?;
-                let line = format!(
-                    "builtin source {}; {}",
-                    shell_quote(&file.to_string_lossy()),
-                    self.marker_line(seq)
-                );
+                let q = |p: &std::path::Path| shell_quote(&p.to_string_lossy());
+                let line = if check {
+                    let def = self.dir.join("check");
+                    std::fs::write(&def, format!("__art_syn() {{ {input}\n}}\n"))
+                        .map_err(|e| io_err(&format!("cannot write {}", def.display()), e))?;
+                    format!(
+                        "if builtin source {} 2>/dev/null; then builtin unset -f __art_syn; \
+                         builtin source {}; else __art_syn=S; fi; \
+                         builtin printf '\\036ART{}_{}_%d%s\\036' \"$?\" \"${{__art_syn-}}\"; \
+                         builtin unset __art_syn\n",
+                        q(&def),
+                        q(&file),
+                        self.nonce,
+                        seq
+                    )
+                } else {
+                    format!("builtin source {}; {}", q(&file), self.marker_line(seq))
+                };
                 // Output that arrived while idle (background jobs) stays at the front.
                 if st.buf.len() > IDLE_BUFFER_CAP {
                     let cut = st.buf.len() - IDLE_BUFFER_CAP;
@@ -643,14 +672,22 @@ impl ShellSession {
         let started = Instant::now();
         let deadline = opts.timeout.map(|t| started + t);
         let mut last_output = Instant::now();
+        let mut seen = st.buf.len();
         let mut expect_from = 0usize;
         loop {
-            if let Some((start, end, code)) = Self::find_marker(&mut st, &marker) {
+            if let Some((start, end, code, syntax)) = Self::find_marker(&mut st, &marker) {
                 st.pending = None;
                 return Ok(RunOutput {
                     output: Self::take(&mut st, start, end),
-                    exit_code: Some(code),
-                    status: Status::Completed,
+                    exit_code: Some(if syntax { 2 } else { code }),
+                    status: if syntax {
+                        Status::SyntaxError {
+                            stdout: String::new(),
+                            stderr: String::new(),
+                        }
+                    } else {
+                        Status::Completed
+                    },
                     expect_string: String::new(),
                     interrupted: false,
                 });
@@ -714,6 +751,15 @@ impl ShellSession {
                         return Ok(self.exited_output(&mut st));
                     }
                     last_output = Instant::now();
+                    if let Some(sink) = &opts.stream {
+                        let new = &st.buf[seen.min(st.buf.len())..];
+                        sink(&crate::core::Progress {
+                            done: st.buf.len() as f64,
+                            total: None,
+                            message: Some(decode(new)),
+                        });
+                    }
+                    seen = st.buf.len();
                 }
                 _ = sleep => {}
                 _ = intr.changed() => {
@@ -833,7 +879,7 @@ impl ShellSession {
             return Ok(self.exited_output(st));
         }
         st.scan = 0;
-        let Some((start, end, mut code)) = Self::find_marker(st, &marker) else {
+        let Some((start, end, mut code, _)) = Self::find_marker(st, &marker) else {
             return Err(Error::tool(
                 "shell.session.interrupt",
                 format!(
@@ -1312,7 +1358,8 @@ pub fn register_with(registry: &Registry, manager: Arc<SessionManager>) -> Resul
                  exit code. `status` tells how it ended: completed, expect (a pattern matched), timeout \
                  (the command is interrupted unless interrupt_on_timeout is false), syntax_error (nothing \
                  ran), exited (the shell exited), interrupted. With interactive=true the text is sent as \
-                 a line of input to the program in the foreground (e.g. a debugger).",
+                 a line of input to the program in the foreground (e.g. a debugger). Output also streams as \
+                 progress reports (message: the new text).",
             )
             .input_schema(obj(
                 json!({
@@ -1328,7 +1375,7 @@ pub fn register_with(registry: &Registry, manager: Arc<SessionManager>) -> Resul
                 &["command"],
             ))
             .output_schema(run_output_schema()),
-        move |v, _| {
+        move |v, ctx| {
             let m = m.clone();
             async move {
                 let s = m.get(&session_name(&v))?;
@@ -1344,6 +1391,7 @@ pub fn register_with(registry: &Registry, manager: Arc<SessionManager>) -> Resul
                         .unwrap_or_default(),
                     check_syntax: flag("check_syntax", true),
                     interrupt_on_timeout: flag("interrupt_on_timeout", true),
+                    stream: ctx.progress.clone(),
                 };
                 let command = v["command"].as_str().unwrap_or_default();
                 Ok(s.run(command, &opts).await?.to_json())
@@ -1475,6 +1523,12 @@ mod tests {
         }
         let r = s.run("echo ok", &cmd(10.0)).await.unwrap();
         assert_eq!(r.output, "ok\n");
+        // Rejected by the in-shell parse but accepted by `bash -n`: they run.
+        let r = s.run("# only a comment", &cmd(10.0)).await.unwrap();
+        assert_eq!((r.status, r.exit_code), (Status::Completed, Some(0)));
+        let r = s.run("cat <<EOF\nunterminated", &cmd(10.0)).await.unwrap();
+        assert_eq!(r.status, Status::Completed);
+        assert!(r.output.ends_with("unterminated\n"), "{:?}", r.output);
         s.close().await;
     }
 
