@@ -198,3 +198,22 @@ def test_shell_exit_ends_session(reg):
     assert r["status"] == "exited" and r["exit_code"] == 4
     with pytest.raises(ToolError, match="has exited"):
         reg.call("shell.session.run", {"command": "true"})
+
+
+def test_output_streams_as_progress(reg):
+    reg.call("shell.session.create", {})
+    chunks: List[str] = []
+    done: List[float] = []
+
+    def on_progress(d: float, total: Any, message: Any) -> None:
+        done.append(d)
+        chunks.append(message)
+
+    r = reg.call(
+        "shell.session.run",
+        {"command": "for i in 1 2 3; do echo line$i; sleep 0.1; done"},
+        on_progress=on_progress,
+    )
+    assert r["output"] == "line1\nline2\nline3\n"
+    assert len(chunks) >= 3 and "".join(chunks) == "line1\nline2\nline3\n"
+    assert done == sorted(done)

@@ -752,14 +752,18 @@ impl ShellSession {
                     }
                     last_output = Instant::now();
                     if let Some(sink) = &opts.stream {
+                        // Never stream (part of) the marker: stop at its first byte.
                         let new = &st.buf[seen.min(st.buf.len())..];
-                        sink(&crate::core::Progress {
-                            done: st.buf.len() as f64,
-                            total: None,
-                            message: Some(decode(new)),
-                        });
+                        let cut = memchr::memchr(MARK, new).unwrap_or(new.len());
+                        if cut > 0 {
+                            seen += cut;
+                            sink(&crate::core::Progress {
+                                done: seen as f64,
+                                total: None,
+                                message: Some(clean(&new[..cut])),
+                            });
+                        }
                     }
-                    seen = st.buf.len();
                 }
                 _ = sleep => {}
                 _ = intr.changed() => {
