@@ -27,8 +27,9 @@ and keeps trailing whitespace; ``bash -n`` rejects syntax errors before anything
 ``check`` is ``"raise"`` (``NonZeroExitCodeError``), ``"silent"`` or ``"ignore"`` (exit code
 ``None``); a timeout raises ``CommandTimeoutError`` and leaves the command running until a
 ``BashInterruptAction`` (the partial output is in the exception's ``extra_info["output"]``).
-Differences: bash starts without rc files (``--norc``; use ``startup_source``), and commands
-are not subject to history expansion.
+Differences: bash starts without rc files (``--norc``; use ``startup_source``), commands are
+not subject to history expansion, and the terminal does no output post-processing (a program's
+``\n`` arrives as ``\n``; the text SWE-agent sees is the same).
 """
 
 from __future__ import annotations
@@ -174,13 +175,13 @@ class RustRuntime(AbstractRuntime):
             err.extra_info = {"output": r["output"]}  # type: ignore[attr-defined]
             raise err
         output: str = r["output"]
+        if status == "exited":  # the shell itself exited (`exit`): the session is gone
+            self._sessions.discard(action.session)
+            await self._call("shell.session.close", {"session": action.session})
         if interactive:
             if action.is_interactive_command:
                 output = output.strip()
             return BashObservation(output=output, exit_code=0, expect_string=r["expect_string"])
-        if status == "exited":
-            self._sessions.discard(action.session)
-            await self._call("shell.session.close", {"session": action.session})
         check = getattr(action, "check", "raise")
         exit_code = None if check == "ignore" else r["exit_code"]
         if check == "raise" and status in ("completed", "exited") and exit_code != 0:
