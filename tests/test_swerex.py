@@ -240,3 +240,19 @@ def test_deployment():
         await d.stop()
 
     run(body())
+
+
+def test_shell_exit_closes_session():
+    async def body():
+        rt = RustRuntime()
+        await rt.create_session(CreateBashSessionRequest())
+        obs = await rt.run_in_session(BashAction(command="echo bye; exit 3", check="silent"))
+        assert obs.exit_code == 3 and "bye" in obs.output and obs.failure_reason == "exited"
+        with pytest.raises(SessionDoesNotExistError):
+            await rt.run_in_session(BashAction(command="true"))
+        # The name can be used again.
+        await rt.create_session(CreateBashSessionRequest())
+        assert (await rt.run_in_session(BashAction(command="echo again"))).output == "again\n"
+        await rt.close()
+
+    run(body())
