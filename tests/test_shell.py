@@ -129,7 +129,7 @@ def test_timeout_interrupts_by_default(reg):
 
 
 def test_interrupt_concurrent_run(reg):
-    reg.call("shell.session.create", {})
+    pid = reg.call("shell.session.create", {})["pid"]
     result: Dict[str, Any] = {}
 
     def runner() -> None:
@@ -137,8 +137,10 @@ def test_interrupt_concurrent_run(reg):
 
     t = threading.Thread(target=runner)
     t.start()
-    # The run holds the session; the interrupt stops it wherever it is.
-    time.sleep(0.3)
+    # Once `sleep` runs, the run holds the session; the interrupt stops it wherever it is.
+    deadline = time.monotonic() + 30
+    while len(session_members(pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     i = reg.call("shell.session.interrupt", {})
     t.join(10)
     assert not t.is_alive()
