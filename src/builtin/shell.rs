@@ -1543,7 +1543,7 @@ mod tests {
     #[tokio::test]
     async fn timeout_interrupt_then_next_command() {
         let s = start().await;
-        let r = s.run("echo start; sleep 30", &cmd(0.5)).await.unwrap();
+        let r = s.run("echo start; sleep 30", &cmd(2.0)).await.unwrap();
         assert_eq!(r.status, Status::Timeout { no_output: false });
         assert_eq!(r.output, "start\n");
         // Still running: a new command is refused until the interrupt.
@@ -1606,6 +1606,11 @@ mod tests {
         s.run("sleep 300 & sleep 301 | cat &", &cmd(10.0))
             .await
             .unwrap();
+        // bash, sleep 300, sleep 301, cat (bash may run `cat` in the subshell's process)
+        let end = Instant::now() + Duration::from_secs(30);
+        while session_members(pid).len() < 4 && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert!(session_members(pid).len() >= 4);
         let dir = s.dir.clone();
         s.close().await;
