@@ -22,8 +22,8 @@ def reg():
         r.call("shell.session.close", {"session": name})
 
 
-def session_members(sid: int) -> List[Dict[str, Any]]:
-    """Processes (incl. zombies) whose session id is `sid`."""
+def processes() -> List[Dict[str, Any]]:
+    """Every process (incl. zombies): pid, state, ppid, session id."""
     out = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -34,26 +34,18 @@ def session_members(sid: int) -> List[Dict[str, Any]]:
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 1 :].split()
-        if int(fields[3]) == sid:
-            out.append({"pid": int(pid), "state": fields[0], "ppid": int(fields[1])})
+        out.append({"pid": int(pid), "state": fields[0], "ppid": int(fields[1]), "sid": int(fields[3])})
     return out
+
+
+def session_members(sid: int) -> List[Dict[str, Any]]:
+    """Processes (incl. zombies) whose session id is `sid`."""
+    return [p for p in processes() if p["sid"] == sid]
 
 
 def my_zombies() -> List[int]:
     """Zombie children of this process."""
-    me = os.getpid()
-    zs = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(")") + 1 :].split()
-            if fields[0] == "Z" and int(fields[1]) == me:
-                zs.append(int(pid))
-    return zs
+    return [p["pid"] for p in processes() if p["state"] == "Z" and p["ppid"] == os.getpid()]
 
 
 def test_not_registered_by_default_and_groups():

@@ -74,6 +74,14 @@ from . import Registry, register_builtin_tools
 __all__ = ["RustDeployment", "RustRuntime"]
 
 
+def _raise_nonzero(request: Any, details: str, exit_code: Optional[int]) -> None:
+    """LocalRuntime's ``NonZeroExitCodeError`` for a ``BashAction`` or ``Command``."""
+    msg = f"Command {request.command!r} failed with exit code {exit_code}. {details}"
+    if getattr(request, "error_msg", ""):
+        msg = f"{request.error_msg}: {msg}"
+    raise NonZeroExitCodeError(msg)
+
+
 class RustRuntime(AbstractRuntime):
     """SWE-ReX runtime running bash sessions and commands through agent-runtime's Rust core.
 
@@ -185,13 +193,7 @@ class RustRuntime(AbstractRuntime):
         check = getattr(action, "check", "raise")
         exit_code = None if check == "ignore" else r["exit_code"]
         if check == "raise" and status in ("completed", "exited") and exit_code != 0:
-            msg = (
-                f"Command {action.command!r} failed with exit code {exit_code}. "
-                f"Here is the output:\n{output!r}"
-            )
-            if getattr(action, "error_msg", ""):
-                msg = f"{action.error_msg}: {msg}"
-            raise NonZeroExitCodeError(msg)
+            _raise_nonzero(action, f"Here is the output:\n{output!r}", exit_code)
         failure = "" if status in ("completed", "expect") else status
         return BashObservation(
             output=output,
@@ -225,13 +227,7 @@ class RustRuntime(AbstractRuntime):
             raise CommandTimeoutError(f"Timeout ({command.timeout}s) exceeded while running command")
         resp = CommandResponse(stdout=r["stdout"], stderr=r["stderr"], exit_code=r["exit_code"])
         if getattr(command, "check", False) and r["exit_code"] != 0:
-            msg = (
-                f"Command {cmd!r} failed with exit code {r['exit_code']}. "
-                f"Stdout:\n{resp.stdout!r}\nStderr:\n{resp.stderr!r}"
-            )
-            if getattr(command, "error_msg", ""):
-                msg = f"{command.error_msg}: {msg}"
-            raise NonZeroExitCodeError(msg)
+            _raise_nonzero(command, f"Stdout:\n{resp.stdout!r}\nStderr:\n{resp.stderr!r}", r["exit_code"])
         return resp
 
     async def read_file(self, request: Any) -> ReadFileResponse:
