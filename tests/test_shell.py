@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
+import sys
 import threading
 import time
 from typing import Any, Dict, List
@@ -179,7 +181,8 @@ def test_interactive_program(reg):
     reg.call("shell.session.create", {})
     r = reg.call(
         "shell.session.run",
-        {"command": "python3 -iqc 'import sys; sys.ps1=\"PY> \"'", "expect": ["PY> "], "timeout": 20},
+        {"command": f"PYTHON_BASIC_REPL=1 {shlex.quote(sys.executable)} -iqc 'import sys; sys.ps1=\"PY> \"'",
+         "expect": ["PY> "], "timeout": 20},
     )
     assert r["status"] == "expect" and r["expect_string"] == "PY> "
     r = reg.call("shell.session.run", {"command": "print(6*7)", "interactive": True, "expect": ["PY> "],
