@@ -5,6 +5,7 @@ pub mod diag;
 pub mod edit;
 pub mod fs;
 pub mod search;
+pub mod shell;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use serde_json::{json, Map, Value};
 use crate::core::{CallContext, Error, FnTool, Registry, Result, ToolSpec};
 
 /// Every built-in group, in registration order.
-pub const GROUPS: &[&str] = &["diag", "fs", "edit", "search"];
+pub const GROUPS: &[&str] = &["diag", "fs", "edit", "search", "shell"];
 
 /// Register the built-in tool groups named in `groups` (see [`GROUPS`]). Unknown names are
 /// rejected before anything is registered.
@@ -31,6 +32,7 @@ pub fn register_groups(registry: &Registry, groups: &[&str]) -> Result<()> {
             "fs" => fs::register(registry)?,
             "edit" => edit::register(registry)?,
             "search" => search::register(registry)?,
+            "shell" => shell::register(registry)?,
             _ => unreachable!("group names were checked above"),
         }
     }

@@ -449,7 +449,7 @@ pub fn register_diagnostic_tools(py: Python<'_>, registry: Option<&PyRegistry>) 
     crate::builtin::diag::register(&r).py(py)
 }
 
-/// Register built-in Rust tools by group ("fs", "edit", "search", "diag"; see
+/// Register built-in Rust tools by group ("fs", "edit", "search", "shell", "diag"; see
 /// `crate::builtin::GROUPS`). `groups=None` registers every group except "diag".
 #[pyfunction]
 #[pyo3(signature = (groups = None, registry = None))]
