@@ -39,7 +39,12 @@ struct Cli {
     allow: Vec<String>,
     /// Register built-in host tools: GROUP[,GROUP...] of fs, edit, search, shell, diag, or
     /// `all` (every group but diag). Off by default: they read/write files and run commands.
-    #[arg(long = "builtin", value_name = "GROUPS", value_delimiter = ',', global = true)]
+    #[arg(
+        long = "builtin",
+        value_name = "GROUPS",
+        value_delimiter = ',',
+        global = true
+    )]
     builtin: Vec<String>,
     /// More logging (-v info, -vv debug), on stderr
     #[arg(short, long, action = ArgAction::Count, global = true)]
