@@ -12,6 +12,7 @@ pub mod core;
 pub mod grpc;
 #[cfg(feature = "python")]
 pub mod python;
+pub mod worker;
 
 pub use crate::core::{CallContext, Error, FnTool, Payload, Registry, Result, Tool, ToolSpec};
 #[cfg(feature = "python")]
