@@ -127,6 +127,13 @@ struct Pending {
     tool: Arc<str>,
 }
 
+#[derive(Default)]
+struct Pendings {
+    map: HashMap<u64, Pending>,
+    /// Set (with the map drained) once the worker ended: nothing may be added after.
+    closed: bool,
+}
+
 struct Proc {
     child: Option<Child>,
     reaped: bool,
@@ -137,7 +144,7 @@ struct Worker {
     pid: u32,
     config_gen: u64,
     writer: tokio::sync::Mutex<Option<pipe::Sender>>,
-    pending: Mutex<HashMap<u64, Pending>>,
+    pending: Mutex<Pendings>,
     proc_: Mutex<Proc>,
     kill_reason: Mutex<Option<String>>,
     /// Killed or ending: never handed a new call.
@@ -370,7 +377,6 @@ impl Pool {
         ctx: &CallContext,
     ) -> Result<Value> {
         let exclusive = !target.is_async;
-        let lease = self.acquire(exclusive).await?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let frame = protocol::encode(&Request::Call {
             id,
@@ -384,14 +390,23 @@ impl Pool {
         })
         .map_err(|e| Error::conversion("args", e.to_string()))?;
         let (tx, rx) = oneshot::channel();
-        lease.w.pending.lock().insert(
-            id,
-            Pending {
-                tx,
-                progress: ctx.progress.clone(),
-                tool: tool.clone(),
-            },
-        );
+        let mut pending = Some(Pending {
+            tx,
+            progress: ctx.progress.clone(),
+            tool: tool.clone(),
+        });
+        let lease = loop {
+            let lease = self.acquire(exclusive).await?;
+            let mut p = lease.w.pending.lock();
+            // A worker that ended since it was picked: pick again (the call was not sent).
+            if !p.closed {
+                if let Some(entry) = pending.take() {
+                    p.map.insert(id, entry);
+                }
+                drop(p);
+                break lease;
+            }
+        };
         let w = lease.w.clone();
         let mut guard = Abandon {
             lease: Some(lease),
@@ -592,7 +607,7 @@ impl Pool {
             pid,
             config_gen,
             writer: tokio::sync::Mutex::new(Some(sender)),
-            pending: Mutex::new(HashMap::default()),
+            pending: Mutex::new(Pendings::default()),
             proc_: Mutex::new(Proc {
                 child: Some(child),
                 reaped: false,
@@ -811,6 +826,7 @@ fn read_replies(
             }
         }
     }
+    w.dying.store(true, Ordering::Release);
     // Kill the group before reaping (the unreaped leader keeps the pgid ours): takes down
     // anything the worker started, and a worker that closed its stdout but lives on.
     {
@@ -833,7 +849,11 @@ fn read_replies(
         Some(s) => (s.code(), s.signal()),
         None => (None, None),
     };
-    let pending: Vec<Pending> = w.pending.lock().drain().map(|(_, p)| p).collect();
+    let pending: Vec<Pending> = {
+        let mut p = w.pending.lock();
+        p.closed = true;
+        p.map.drain().map(|(_, p)| p).collect()
+    };
     let retired = graceful && reason.is_none() && exit_code == Some(0);
     let detail = match (&reason, signal, exit_code) {
         (Some(r), _, _) => r.clone(),
@@ -872,7 +892,7 @@ fn deliver(w: &Worker, reply: Reply) {
             }
         }
         Reply::Ok { id, value } => {
-            if let Some(p) = w.pending.lock().remove(&id) {
+            if let Some(p) = w.pending.lock().map.remove(&id) {
                 let _ = p.tx.send(Ok(value));
             }
         }
@@ -883,7 +903,7 @@ fn deliver(w: &Worker, reply: Reply) {
             traceback,
             pickle,
         } => {
-            if let Some(p) = w.pending.lock().remove(&id) {
+            if let Some(p) = w.pending.lock().map.remove(&id) {
                 let pickle =
                     pickle.and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
                 let _ = p.tx.send(Err(Error::Python {
@@ -900,7 +920,12 @@ fn deliver(w: &Worker, reply: Reply) {
             total,
             message,
         } => {
-            let sink = w.pending.lock().get(&id).and_then(|p| p.progress.clone());
+            let sink = w
+                .pending
+                .lock()
+                .map
+                .get(&id)
+                .and_then(|p| p.progress.clone());
             if let Some(s) = sink {
                 s(&crate::core::Progress {
                     done,
@@ -920,9 +945,6 @@ fn monitor(pool: Weak<Inner>) {
         let mut busy = false;
         {
             let mut st = p.state();
-            if st.slots.is_empty() && st.starting == 0 {
-                return;
-            }
             let now = Instant::now();
             let live = st.slots.iter().filter(|s| s.retiring.is_none()).count();
             let mut excess = live.saturating_sub(cfg.min_workers);
@@ -1002,7 +1024,7 @@ impl Drop for Abandon {
         if self.lease.is_none() {
             return;
         }
-        if !self.w.pending.lock().contains_key(&self.id) {
+        if !self.w.pending.lock().map.contains_key(&self.id) {
             return;
         }
         if self.exclusive {
@@ -1028,7 +1050,7 @@ impl Drop for Abandon {
             }
             let t0 = Instant::now();
             while t0.elapsed() < grace {
-                if !w.pending.lock().contains_key(&id) {
+                if !w.pending.lock().map.contains_key(&id) {
                     drop(lease);
                     return;
                 }
