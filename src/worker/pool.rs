@@ -256,6 +256,8 @@ struct Inner {
     monitor: Mutex<Option<JoinHandle<()>>>,
     monitor_wake: Condvar,
     monitor_lock: Mutex<bool>,
+    /// Set while `shutdown` runs: no warm starts.
+    closing: AtomicBool,
     started: AtomicU64,
     crashed: AtomicU64,
     recycled: AtomicU64,
@@ -280,6 +282,7 @@ impl Pool {
             monitor: Mutex::new(None),
             monitor_wake: Condvar::new(),
             monitor_lock: Mutex::new(false),
+            closing: AtomicBool::new(false),
             started: AtomicU64::new(0),
             crashed: AtomicU64::new(0),
             recycled: AtomicU64::new(0),
@@ -352,16 +355,30 @@ impl Pool {
 
     /// Start workers up to `min_workers` in the background (warm start).
     pub fn warm(&self) {
+        if self.0.closing.load(Ordering::Acquire) {
+            return;
+        }
         let cfg = self.config();
+        if cfg.program.is_none() {
+            return;
+        }
         let need = {
-            let st = self.state();
-            let live = st.slots.iter().filter(|s| s.retiring.is_none()).count() + st.starting;
-            cfg.min_workers.min(cfg.size).saturating_sub(live)
+            let mut st = self.state();
+            let live = st
+                .slots
+                .iter()
+                .filter(|s| s.retiring.is_none() && !s.w.dying.load(Ordering::Acquire))
+                .count()
+                + st.starting;
+            let need = cfg.min_workers.min(cfg.size).saturating_sub(live);
+            // Counted now, under the lock, so concurrent warm() calls do not overshoot.
+            st.starting += need;
+            need
         };
         for _ in 0..need {
             let p = self.clone();
             runtime::handle().spawn(async move {
-                if let Err(e) = p.start_worker().await {
+                if let Err(e) = p.start_worker_reserved().await {
                     log::warn!("isolation worker failed to start: {e}");
                 }
             });
@@ -484,11 +501,6 @@ impl Pool {
             }
             freed.await;
         }
-    }
-
-    async fn start_worker(&self) -> Result<()> {
-        self.state().starting += 1;
-        self.start_worker_reserved().await
     }
 
     /// Start a worker (a `starting` slot is already counted) and add it to the pool once ready.
@@ -716,6 +728,7 @@ impl Pool {
     /// Kill every worker and wait (up to `timeout`) until each is reaped. Calls in flight fail
     /// with `WorkerCrashed`. The pool starts new workers on the next call.
     pub fn shutdown(&self, timeout: Duration) {
+        self.0.closing.store(true, Ordering::Release);
         let slots = {
             let mut st = self.state();
             st.epoch += 1;
@@ -744,6 +757,7 @@ impl Pool {
             }
         }
         *self.0.monitor_lock.lock() = false;
+        self.0.closing.store(false, Ordering::Release);
         self.0.freed.notify_waiters();
     }
 
@@ -877,7 +891,7 @@ fn read_replies(
     if let Some(pool) = pool.upgrade() {
         let pool = Pool(pool);
         pool.remove(&w, !retired || had_pending);
-        if !retired {
+        if !retired && !pool.0.closing.load(Ordering::Acquire) {
             log::warn!("isolation worker {} ended: {detail}", w.pid);
         }
         pool.warm();
