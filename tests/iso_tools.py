@@ -95,6 +95,11 @@ def iso_print(text: str) -> str:
     return text
 
 
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
 @tool(isolated=True)
 async def iso_async_sleep(seconds: float, marker: str = "") -> Dict[str, Any]:
     """Sleep on the worker's loop; on cancellation write 'cancelled' to `marker`."""
@@ -102,8 +107,7 @@ async def iso_async_sleep(seconds: float, marker: str = "") -> Dict[str, Any]:
         await asyncio.sleep(seconds)
     except asyncio.CancelledError:
         if marker:
-            with open(marker, "w") as f:
-                f.write("cancelled")
+            _write(marker, "cancelled")
         raise
     return {"slept": seconds, "pid": os.getpid()}
 

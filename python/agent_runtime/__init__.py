@@ -145,20 +145,20 @@ def configure_isolation(
     ``sys.executable``) with ``env`` added to this process's environment, in ``cwd``, and see
     this process's ``sys.path``. Idle workers with older settings are replaced.
     """
-    settings = dict(
-        size=size,
-        max_calls=max_calls,
-        max_rss_mb=max_rss_mb,
-        recycle_rss_mb=recycle_rss_mb,
-        idle_timeout=idle_timeout,
-        min_workers=min_workers,
-        max_async_per_worker=max_async_per_worker,
-        python=python,
-        env=dict(env or {}),
-        cwd=cwd,
-        start_timeout=start_timeout,
-        cancel_grace=cancel_grace,
-    )
+    settings = {
+        "size": size,
+        "max_calls": max_calls,
+        "max_rss_mb": max_rss_mb,
+        "recycle_rss_mb": recycle_rss_mb,
+        "idle_timeout": idle_timeout,
+        "min_workers": min_workers,
+        "max_async_per_worker": max_async_per_worker,
+        "python": python,
+        "env": dict(env or {}),
+        "cwd": cwd,
+        "start_timeout": start_timeout,
+        "cancel_grace": cancel_grace,
+    }
     _apply_isolation(settings)
     _isolation_settings.clear()
     _isolation_settings.update(settings)

@@ -49,7 +49,7 @@ def rebuild_exception(data: bytes, traceback_text: Optional[str]) -> Optional[Ba
     Returns None when it cannot be unpickled (the host then raises ``ToolError``).
     """
     try:
-        exc = pickle.loads(data)  # noqa: S301 - produced by our own worker process
+        exc = pickle.loads(data)
     except Exception:  # noqa: BLE001 - any failure means "fall back to ToolError"
         return None
     if not isinstance(exc, BaseException):
@@ -84,9 +84,9 @@ _dumps = json.JSONEncoder(default=_json_default, allow_nan=False, separators=(",
 class WorkerContext:
     """What an isolated tool's ``Context`` parameter receives (same methods as ``agent_runtime.Context``)."""
 
-    __slots__ = ("_id", "_out", "_cancelled", "call_id", "tool")
+    __slots__ = ("_cancelled", "_id", "_out", "call_id", "tool")
 
-    def __init__(self, out: "_Out", rid: int, call_id: int, tool: str) -> None:
+    def __init__(self, out: _Out, rid: int, call_id: int, tool: str) -> None:
         self._out = out
         self._id = rid
         self._cancelled = False
@@ -139,7 +139,8 @@ class _Out:
 
     def ok(self, rid: int, value: Any) -> None:
         try:
-            body = '{"t":"ok","id":%d,"value":%s}' % (rid, _dumps(value))
+            # Spliced, not re-encoded: the value is serialized once.
+            body = '{"t":"ok","id":' + str(rid) + ',"value":' + _dumps(value) + "}"
         except (TypeError, ValueError) as e:
             self.error(rid, e)
             return
@@ -162,7 +163,7 @@ class _Worker:
         self.out = out
         self.cache: Dict[Tuple[str, str], _Resolved] = {}
         self.loop: Optional[asyncio.AbstractEventLoop] = None
-        self.tasks: Dict[int, Tuple["asyncio.Task[Any]", WorkerContext]] = {}
+        self.tasks: Dict[int, Tuple[asyncio.Task[Any], WorkerContext]] = {}
 
     def resolve(self, module: str, qualname: str, context_param: Optional[str]) -> _Resolved:
         key = (module, qualname)
@@ -283,7 +284,8 @@ def main() -> None:
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     except (AttributeError, ValueError):
         pass
-    faulthandler.enable()
+    # Only the crashing thread: the stderr tail in `WorkerCrashed` is short.
+    faulthandler.enable(all_threads=False)
     os.environ.pop("AGENT_RUNTIME_WORKER", None)
     extra = os.environ.pop("AGENT_RUNTIME_SYS_PATH", "")
     if extra:
@@ -304,7 +306,7 @@ def main() -> None:
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     out = _Out(out_fd)
     out.send({"t": "ready", "pid": os.getpid()})
-    _Worker(out).serve(io.open(inp_fd, "rb", buffering=65536))  # noqa: SIM115 - lives as long as the process
+    _Worker(out).serve(open(inp_fd, "rb", buffering=65536))  # noqa: SIM115 - lives as long as the process
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ use super::protocol::{self, RemoteException, Reply, Request};
 use crate::core::{runtime, CallContext, Error, Opaque, ProgressSink, Result};
 
 /// How many stderr lines a crash report keeps.
-const TAIL_LINES: usize = 20;
+const TAIL_LINES: usize = 40;
 
 /// Pool settings. Changes apply to workers started afterwards; running workers are retired
 /// once idle.
