@@ -169,8 +169,10 @@ def test_endless_loop_times_out_and_its_worker_is_replaced(tmp_path):
         ar.call("iso_loop", timeout=0.3)
     assert ei.value.tool == "iso_loop"
     marker = tmp_path / "pid"
+    # A worker is ready (so the call below starts at once rather than waiting for one).
+    assert ar.call("iso_echo", {"value": 0}) == 0
     with pytest.raises(ar.ToolTimeout):
-        ar.call("iso_sleep", {"seconds": 30, "marker": str(marker)}, timeout=0.5)
+        ar.call("iso_sleep", {"seconds": 30, "marker": str(marker)}, timeout=2.0)
     pid = read_pid(marker)
     assert wait_gone(pid), f"timed-out worker {pid} still exists"
     with pytest.raises(ar.ToolTimeout):

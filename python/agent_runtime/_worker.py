@@ -129,10 +129,10 @@ class _Out:
     def raw(self, body: bytes) -> None:
         data = _LEN.pack(len(body)) + body
         with self.lock:
-            view = memoryview(data)
-            while view:
-                n = os.write(self.fd, view)
-                view = view[n:]
+            n = os.write(self.fd, data)
+            while n < len(data):  # a large frame may go out in pieces
+                data = data[n:]
+                n = os.write(self.fd, data)
 
     def send(self, msg: Dict[str, Any]) -> None:
         self.raw(json.dumps(msg, separators=(",", ":")).encode())
@@ -202,9 +202,13 @@ class _Worker:
 
     def call_sync(self, msg: Dict[str, Any]) -> None:
         rid = msg["id"]
+        ctx_param = msg.get("context_param")
         try:
-            fn, coercer = self.resolve(msg["module"], msg["qualname"], msg.get("context_param"))
-            result = fn(**self.kwargs(msg, coercer, self.context(msg)))
+            fn, coercer = self.cache.get((msg["module"], msg["qualname"])) or self.resolve(msg["module"], msg["qualname"], ctx_param)
+            kw = msg["args"] or {}
+            if coercer is not None or ctx_param:
+                kw = self.kwargs(msg, coercer, self.context(msg))
+            result = fn(**kw)
         except BaseException as e:  # noqa: BLE001 - everything (SystemExit too) goes to the caller
             self.out.error(rid, e)
             return
@@ -245,6 +249,7 @@ class _Worker:
 
     def serve(self, inp: io.BufferedReader) -> None:
         read = inp.read
+        loads = json.loads
         while True:
             head = read(4)
             if len(head) < 4:
@@ -253,7 +258,7 @@ class _Worker:
             body = read(n)
             if len(body) < n:
                 return
-            msg = json.loads(body)
+            msg = loads(body.decode())
             op = msg.get("op")
             if op == "call":
                 if msg.get("async"):
