@@ -102,7 +102,9 @@ def _write(path: str, text: str) -> None:
 
 @tool(isolated=True)
 async def iso_async_sleep(seconds: float, marker: str = "") -> Dict[str, Any]:
-    """Sleep on the worker's loop; on cancellation write 'cancelled' to `marker`."""
+    """Sleep on the worker's loop; write 'started' to `marker`, and 'cancelled' on cancellation."""
+    if marker:
+        _write(marker, "started")
     try:
         await asyncio.sleep(seconds)
     except asyncio.CancelledError:

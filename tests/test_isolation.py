@@ -206,7 +206,9 @@ def test_cancelling_an_async_call_cancels_it_inside_the_worker(tmp_path):
 
     async def main() -> None:
         t = asyncio.ensure_future(ar.call_async("iso_async_sleep", {"seconds": 30, "marker": str(marker)}))
-        await asyncio.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while not (marker.exists() and marker.read_text() == "started") and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         t.cancel()
         with pytest.raises(asyncio.CancelledError):
             await t
@@ -214,7 +216,7 @@ def test_cancelling_an_async_call_cancels_it_inside_the_worker(tmp_path):
     before = set(worker_pids())
     asyncio.run(main())
     deadline = time.monotonic() + 10
-    while not marker.exists() and time.monotonic() < deadline:
+    while marker.read_text() != "cancelled" and time.monotonic() < deadline:
         time.sleep(0.01)
     assert marker.read_text() == "cancelled"
     # Cancelled in place: the worker that ran it lives on.
