@@ -36,6 +36,34 @@ def _subprocess_echo(payload: str) -> str:
     return subprocess.run([sys.executable, "-c", _SUBPROCESS, payload], capture_output=True, text=True, check=True).stdout
 
 
+_PINGPONG = """
+import os
+while True:
+    b = os.read(0, 65536)
+    if not b:
+        break
+    os.write(1, b)
+"""
+
+
+def _floor_row(quick: bool) -> Row:
+    """The machine's floor for any cross-process call: a 100-byte ping-pong over pipes with a
+    Python child doing nothing but os.read/os.write (two wake-ups per round trip; a pool call
+    has three: caller, worker, reply reader)."""
+    import os
+
+    child = subprocess.Popen([sys.executable, "-c", _PINGPONG], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert child.stdin is not None and child.stdout is not None
+        ns: Dict[str, Any] = {"w": child.stdin.fileno(), "r": child.stdout.fileno(), "write": os.write, "read": os.read, "msg": b"x" * 100}
+        m = measure([Case("pp", "write(w, msg); read(r, 65536)", ns)], quick)
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait()
+    return row_from_samples(AREA, "floor: raw 100-byte pipe ping-pong with a Python child (os.read/os.write)", m["pp"].samples, m["pp"].batch, tag="F")
+
+
 def _codec_rows(quick: bool) -> List[Row]:
     import json
 
@@ -66,14 +94,9 @@ def run(quick: bool) -> List[Row]:
     call = agent_runtime.call
     assert call("bench.iso.echo", ARGS) == ARGS["value"] and call("bench.iso.local", ARGS) == ARGS["value"]
     ns: Dict[str, Any] = {"call": call, "call_async": agent_runtime.call_async, "ARGS": ARGS, "sub": _subprocess_echo, "payload": '{"value": "hello"}'}
-    m = measure(
-        [
-            Case("local", 'call("bench.iso.local", ARGS)', ns),
-            Case("iso", 'call("bench.iso.echo", ARGS)', ns),
-            Case("sub", "sub(payload)", ns),
-        ],
-        quick,
-    )
+    m = measure([Case("local", 'call("bench.iso.local", ARGS)', ns), Case("iso", 'call("bench.iso.echo", ARGS)', ns)], quick)
+    # Separately: interleaving process spawns with the pool's batches disturbs both.
+    m.update(measure([Case("sub", "sub(payload)", ns)], quick))
     a = measure_async([Case("aiso", 'await call_async("bench.iso.aecho", ARGS)', ns, is_async=True)], quick)
     base = row_from_samples(AREA, 'in-process call("bench.iso.local", args) \u2014 same echo', m["local"].samples, m["local"].batch, tag="L")
     sub = row_from_samples(
@@ -100,4 +123,6 @@ def run(quick: bool) -> List[Row]:
         note="runs on the worker's asyncio loop thread: one more thread hop there",
     ).relate(base)
     vs_sub = row_from_samples(AREA, "isolated call vs subprocess per call", m["iso"].samples, m["iso"].batch).relate(sub)
-    return [base, iso, aiso, sub, vs_sub, *_codec_rows(quick)]
+    floor = _floor_row(quick)
+    vs_floor = row_from_samples(AREA, "isolated call vs the pipe ping-pong floor", m["iso"].samples, m["iso"].batch).relate(floor)
+    return [base, iso, aiso, sub, vs_sub, floor, vs_floor, *_codec_rows(quick)]
