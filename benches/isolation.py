@@ -93,6 +93,9 @@ def run(quick: bool) -> List[Row]:
     agent_runtime.tool(name="bench.iso.local", replace=True)(echo_local)
     call = agent_runtime.call
     assert call("bench.iso.echo", ARGS) == ARGS["value"] and call("bench.iso.local", ARGS) == ARGS["value"]
+    # Warm up (workers started, modules imported, caches filled) so calibration sees steady state.
+    for _ in range(300):
+        call("bench.iso.echo", ARGS)
     ns: Dict[str, Any] = {"call": call, "call_async": agent_runtime.call_async, "ARGS": ARGS, "sub": _subprocess_echo, "payload": '{"value": "hello"}'}
     m = measure([Case("local", 'call("bench.iso.local", ARGS)', ns), Case("iso", 'call("bench.iso.echo", ARGS)', ns)], quick)
     # Separately: interleaving process spawns with the pool's batches disturbs both.

@@ -413,7 +413,23 @@ impl Pool {
             tool: tool.clone(),
         });
         let lease = loop {
-            let lease = self.acquire(exclusive).await?;
+            let lease = self.acquire(exclusive).await.map_err(|e| match e {
+                // A worker that failed to start: report it against the tool being called.
+                Error::WorkerCrashed {
+                    detail,
+                    exit_code,
+                    signal,
+                    stderr_tail,
+                    ..
+                } => Error::WorkerCrashed {
+                    tool: tool.to_string(),
+                    detail: format!("the worker failed to start: {detail}"),
+                    exit_code,
+                    signal,
+                    stderr_tail,
+                },
+                e => e,
+            })?;
             let mut p = lease.w.pending.lock();
             // A worker that ended since it was picked: pick again (the call was not sent).
             if !p.closed {

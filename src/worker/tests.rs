@@ -290,3 +290,43 @@ fn a_missing_interpreter_is_a_clear_error() {
         "{e}"
     );
 }
+
+#[test]
+fn a_worker_dying_at_start_is_reported_with_its_stderr() {
+    let program =
+        std::env::var_os("PYO3_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
+    let pool = Pool::new(PoolConfig {
+        program: Some(program),
+        args: vec![
+            "-c".into(),
+            "import sys; sys.stderr.write('boom at start\\n'); sys.exit(5)".into(),
+        ],
+        min_workers: 0,
+        ..PoolConfig::default()
+    });
+    let reg = Registry::new();
+    let t = Target {
+        module: "m".into(),
+        qualname: "f".into(),
+        is_async: false,
+        context_param: None,
+    };
+    reg.register(IsolatedTool::new(ToolSpec::new("t"), t, pool.clone()))
+        .unwrap();
+    match call(&reg, "t", json!({})).unwrap_err() {
+        Error::WorkerCrashed {
+            tool,
+            detail,
+            exit_code,
+            stderr_tail,
+            ..
+        } => {
+            assert_eq!(tool, "t");
+            assert_eq!(detail, "the worker failed to start: exited with code 5");
+            assert_eq!(exit_code, Some(5));
+            assert_eq!(stderr_tail, "boom at start");
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+    pool.shutdown(Duration::from_secs(5));
+}
