@@ -328,60 +328,16 @@ def _env() -> dict:
     return e
 
 
-def test_cli_isolate_flag():
-    out = subprocess.run(
-        [sys.executable, "-m", "agent_runtime", "--isolate", "sample_tools", "call", "add", '{"a": 1, "b": 2}'],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=_env(),
-        cwd=HERE,
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent_runtime", *args], capture_output=True, text=True, timeout=120, env=_env(), cwd=HERE, check=False
     )
+
+
+def test_cli_isolate_flag():
+    out = _cli("--isolate", "sample_tools", "call", "add", '{"a": 1, "b": 2}')
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "3"
-    crash = subprocess.run(
-        [sys.executable, "-m", "agent_runtime", "--import", "iso_tools", "call", "iso_exit", '{"code": 4}'],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=_env(),
-        cwd=HERE,
-    )
+    crash = _cli("--import", "iso_tools", "call", "iso_exit", '{"code": 4}')
     assert crash.returncode == 1
     assert "worker process of tool 'iso_exit' crashed: exited with code 4" in crash.stderr
-
-
-def test_grpc_isolated_tools(tmp_path):
-    grpc = pytest.importorskip("grpc", reason="gRPC tests need grpcio (the [test] extra)")
-    protoc = pytest.importorskip("grpc_tools.protoc", reason="gRPC tests need grpcio-tools to generate the client")
-    import importlib
-
-    import test_grpc
-
-    proto = os.path.join(os.path.dirname(HERE), "proto")
-    assert protoc.main(["protoc", f"-I{proto}", f"--python_out={tmp_path}", f"--grpc_python_out={tmp_path}", "python_service.proto"]) == 0
-    sys.path.insert(0, str(tmp_path))
-    try:
-        pb2 = importlib.import_module("python_service_pb2")
-        pb2_grpc = importlib.import_module("python_service_pb2_grpc")
-    finally:
-        sys.path.remove(str(tmp_path))
-    server = test_grpc.Server("--isolate", "iso_tools")
-    try:
-        ch = grpc.insecure_channel(server.addr)
-        stub = pb2_grpc.PythonServiceStub(ch)
-        r = stub.RunTool(pb2.RunToolRequest(tool_name="iso_echo", args_json='{"value": [1, 2]}'))
-        assert (r.result_json, r.error) == ("[1,2]", "")
-        r = stub.RunTool(pb2.RunToolRequest(tool_name="iso_raise", args_json='{"kind": "value", "message": "nope"}'))
-        assert r.error.startswith("ValueError: nope") and "raise ValueError(message)" in r.error
-        with pytest.raises(grpc.RpcError) as ei:
-            stub.RunTool(pb2.RunToolRequest(tool_name="iso_segfault", args_json="{}"))
-        assert ei.value.code() == grpc.StatusCode.INTERNAL
-        assert "killed by signal 11 (SIGSEGV)" in ei.value.details()
-        r = stub.RunTool(pb2.RunToolRequest(tool_name="iso_echo", args_json='{"value": "x"}'))
-        assert r.result_json == '"x"'
-        ch.close()
-    finally:
-        assert server.stop() == 0, "".join(server.lines)

@@ -269,38 +269,11 @@ fn async_calls_share_a_worker_and_cancel_without_killing_it() {
     assert!(!alive(pid));
 }
 
-#[test]
-fn a_missing_interpreter_is_a_clear_error() {
-    let pool = Pool::new(PoolConfig {
-        program: Some("/nonexistent/python".into()),
-        ..PoolConfig::default()
-    });
-    let reg = Registry::new();
-    let t = Target {
-        module: "m".into(),
-        qualname: "f".into(),
-        is_async: false,
-        context_param: None,
-    };
-    reg.register(IsolatedTool::new(ToolSpec::new("t"), t, pool))
-        .unwrap();
-    let e = call(&reg, "t", json!({})).unwrap_err().to_string();
-    assert!(
-        e.contains("cannot start isolation worker '/nonexistent/python'"),
-        "{e}"
-    );
-}
-
-#[test]
-fn a_worker_dying_at_start_is_reported_with_its_stderr() {
-    let program =
-        std::env::var_os("PYO3_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
+/// A registry with one isolated tool `t` on a pool running `program args`.
+fn bare(program: PathBuf, args: Vec<String>) -> (Pool, Registry) {
     let pool = Pool::new(PoolConfig {
         program: Some(program),
-        args: vec![
-            "-c".into(),
-            "import sys; sys.stderr.write('boom at start\\n'); sys.exit(5)".into(),
-        ],
+        args,
         min_workers: 0,
         ..PoolConfig::default()
     });
@@ -313,6 +286,30 @@ fn a_worker_dying_at_start_is_reported_with_its_stderr() {
     };
     reg.register(IsolatedTool::new(ToolSpec::new("t"), t, pool.clone()))
         .unwrap();
+    (pool, reg)
+}
+
+#[test]
+fn a_missing_interpreter_is_a_clear_error() {
+    let (_pool, reg) = bare("/nonexistent/python".into(), Vec::new());
+    let e = call(&reg, "t", json!({})).unwrap_err().to_string();
+    assert!(
+        e.contains("cannot start isolation worker '/nonexistent/python'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_worker_dying_at_start_is_reported_with_its_stderr() {
+    let program =
+        std::env::var_os("PYO3_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
+    let (pool, reg) = bare(
+        program,
+        vec![
+            "-c".into(),
+            "import sys; sys.stderr.write('boom at start\\n'); sys.exit(5)".into(),
+        ],
+    );
     match call(&reg, "t", json!({})).unwrap_err() {
         Error::WorkerCrashed {
             tool,
