@@ -292,14 +292,25 @@ def test_shutdown_kills_and_reaps_every_worker():
     assert ar.call("iso_echo", {"value": "again"}) == "again"
 
 
-def test_no_zombies_after_crashes():
+def test_no_zombies_or_fd_leaks_after_crashes():
+    ar.shutdown()
+    fds = len(os.listdir("/proc/self/fd"))
     for _ in range(3):
         with pytest.raises(ar.WorkerCrashed):
             ar.call("iso_exit", {"code": 1})
+        with pytest.raises(ar.WorkerCrashed):
+            ar.call("iso_segfault")
     deadline = time.monotonic() + 5
     while zombie_children() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert zombie_children() == []
+    ar.shutdown()
+    # Every worker's pipes were closed with it (a replacement whose start the shutdown cut
+    # short is reaped by its own thread just after).
+    deadline = time.monotonic() + 5
+    while len(os.listdir("/proc/self/fd")) > fds and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(os.listdir("/proc/self/fd")) <= fds
 
 
 def test_interpreter_exit_reaps_workers(tmp_path):

@@ -143,6 +143,8 @@ struct Worker {
     key: u64,
     pid: u32,
     config_gen: u64,
+    /// The pool epoch it was started in (shutdown starts a new one).
+    epoch: u64,
     writer: tokio::sync::Mutex<Option<pipe::Sender>>,
     pending: Mutex<Pendings>,
     proc_: Mutex<Proc>,
@@ -373,12 +375,13 @@ impl Pool {
             let need = cfg.min_workers.min(cfg.size).saturating_sub(live);
             // Counted now, under the lock, so concurrent warm() calls do not overshoot.
             st.starting += need;
-            need
+            (need, st.epoch)
         };
+        let (need, epoch) = need;
         for _ in 0..need {
             let p = self.clone();
             runtime::handle().spawn(async move {
-                if let Err(e) = p.start_worker_reserved().await {
+                if let Err(e) = p.start_worker_reserved(epoch).await {
                     log::warn!("isolation worker failed to start: {e}");
                 }
             });
@@ -498,16 +501,16 @@ impl Pool {
                     .count();
                 if live + st.starting < cfg.size {
                     st.starting += 1;
-                    true
+                    Some(st.epoch)
                 } else {
-                    false
+                    None
                 }
             };
-            if start {
+            if let Some(epoch) = start {
                 let p = self.clone();
                 // In a task of its own: if this caller gives up, the worker still joins the pool.
                 match runtime::handle()
-                    .spawn(async move { p.start_worker_reserved().await })
+                    .spawn(async move { p.start_worker_reserved(epoch).await })
                     .await
                 {
                     Ok(Ok(())) => continue,
@@ -520,21 +523,23 @@ impl Pool {
     }
 
     /// Start a worker (a `starting` slot is already counted) and add it to the pool once ready.
-    async fn start_worker_reserved(&self) -> Result<()> {
+    async fn start_worker_reserved(&self, epoch: u64) -> Result<()> {
         let (gen, cfg) = self.0.config.lock().clone();
-        let epoch = self.state().epoch;
-        let r = self.spawn_process(&cfg, gen);
-        let (w, ready) = match r {
-            Ok(x) => x,
-            Err(e) => {
-                self.state().starting -= 1;
-                self.0.freed.notify_waiters();
-                return Err(e);
-            }
+        // Undoes the reservation and kills the worker if this future is dropped (runtime shut
+        // down) before the worker joined the pool: no orphan processes, no stale count.
+        let mut guard = Starting {
+            pool: self.clone(),
+            epoch,
+            w: None,
         };
+        if self.state().epoch != epoch {
+            return Err(Error::Runtime("the isolation pool was shut down".into()));
+        }
+        let (w, ready) = self.spawn_process(&cfg, gen, epoch)?;
+        guard.w = Some(w.clone());
         let ok = tokio::time::timeout(cfg.start_timeout, ready).await;
         let mut st = self.state();
-        st.starting -= 1;
+        guard.finish(&mut st);
         let result = match ok {
             Ok(Ok(())) if st.epoch == epoch => {
                 st.slots.push(Slot {
@@ -582,6 +587,7 @@ impl Pool {
         &self,
         cfg: &PoolConfig,
         config_gen: u64,
+        epoch: u64,
     ) -> Result<(Arc<Worker>, oneshot::Receiver<()>)> {
         let program = cfg.program.as_ref().ok_or_else(|| {
             Error::Runtime(
@@ -634,6 +640,7 @@ impl Pool {
             key: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             pid,
             config_gen,
+            epoch,
             writer: tokio::sync::Mutex::new(Some(sender)),
             pending: Mutex::new(Pendings::default()),
             proc_: Mutex::new(Proc {
@@ -702,9 +709,12 @@ impl Pool {
             }
         }
         self.0.calls.fetch_add(1, Ordering::Relaxed);
+        let current = st.epoch == w.epoch;
         drop(st);
         self.0.freed.notify_waiters();
-        self.warm();
+        if current {
+            self.warm();
+        }
     }
 
     /// Remove a worker that ended (called by its reader thread).
@@ -748,6 +758,8 @@ impl Pool {
         let slots = {
             let mut st = self.state();
             st.epoch += 1;
+            // Starts in progress belong to the old epoch; they kill their worker themselves.
+            st.starting = 0;
             std::mem::take(&mut st.slots)
         };
         for s in &slots {
@@ -907,10 +919,14 @@ fn read_replies(
     if let Some(pool) = pool.upgrade() {
         let pool = Pool(pool);
         pool.remove(&w, !retired || had_pending);
-        if !retired && !pool.0.closing.load(Ordering::Acquire) {
+        let current = pool.state().epoch == w.epoch;
+        if !retired && current && !pool.0.closing.load(Ordering::Acquire) {
             log::warn!("isolation worker {} ended: {detail}", w.pid);
         }
-        pool.warm();
+        // Not after a shutdown: that would start the runtime (and workers) again unasked.
+        if current {
+            pool.warm();
+        }
     }
 }
 
@@ -1019,6 +1035,40 @@ fn monitor(pool: Weak<Inner>) {
         if *stop {
             return;
         }
+    }
+}
+
+/// A worker start in progress (one `starting` reservation of `epoch`).
+struct Starting {
+    pool: Pool,
+    epoch: u64,
+    w: Option<Arc<Worker>>,
+}
+
+impl Starting {
+    /// The start is over (whatever its outcome): give the reservation back.
+    fn finish(&mut self, st: &mut State) {
+        if st.epoch == self.epoch {
+            st.starting = st.starting.saturating_sub(1);
+        }
+        self.epoch = u64::MAX;
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if self.epoch == u64::MAX {
+            return;
+        }
+        if let Some(w) = &self.w {
+            w.kill("its start was abandoned (the isolation pool or runtime shut down)");
+        }
+        let mut st = self.pool.state();
+        if st.epoch == self.epoch {
+            st.starting = st.starting.saturating_sub(1);
+        }
+        drop(st);
+        self.pool.0.freed.notify_waiters();
     }
 }
 
