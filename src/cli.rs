@@ -28,6 +28,9 @@ struct Cli {
     /// Import a Python module whose import registers tools (repeatable)
     #[arg(long = "import", value_name = "MODULE", global = true)]
     imports: Vec<String>,
+    /// Import a module with its tools isolated in worker processes (repeatable)
+    #[arg(long = "isolate", value_name = "MODULE", global = true)]
+    isolate: Vec<String>,
     /// Prepend a directory to Python's module search path (repeatable)
     #[arg(long = "path", value_name = "DIR", global = true)]
     paths: Vec<PathBuf>,
@@ -341,6 +344,9 @@ pub fn run(argv: Vec<String>) -> i32 {
     }
     for m in &cli.imports {
         b = b.import(m);
+    }
+    for m in &cli.isolate {
+        b = b.isolate(m);
     }
     for a in &cli.allow {
         b = b.allow_module(a);

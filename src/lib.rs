@@ -16,6 +16,7 @@ pub mod mcp;
 pub mod python;
 #[cfg(any(feature = "grpc", feature = "mcp"))]
 pub mod serve;
+pub mod worker;
 
 pub use crate::core::{CallContext, Error, FnTool, Payload, Registry, Result, Tool, ToolSpec};
 #[cfg(feature = "python")]

@@ -273,3 +273,26 @@ def test_max_message_size_flag(pb):
         ch.close()
     finally:
         assert s.stop() == 0
+
+
+def test_isolated_tools(pb):
+    """Tools isolated with `--isolate` (worker processes): results, exceptions, and a crash
+    reported as INTERNAL with the signal while the server keeps serving."""
+    pb2, pb2_grpc = pb
+    server = Server("--isolate", "iso_tools")
+    try:
+        ch = grpc.insecure_channel(server.addr)
+        stub = pb2_grpc.PythonServiceStub(ch)
+        r = stub.RunTool(pb2.RunToolRequest(tool_name="iso_echo", args_json='{"value": [1, 2]}'))
+        assert (r.result_json, r.error) == ("[1,2]", "")
+        r = stub.RunTool(pb2.RunToolRequest(tool_name="iso_raise", args_json='{"kind": "value", "message": "nope"}'))
+        assert r.error.startswith("ValueError: nope") and "raise ValueError(message)" in r.error
+        with pytest.raises(grpc.RpcError) as ei:
+            stub.RunTool(pb2.RunToolRequest(tool_name="iso_segfault", args_json="{}"))
+        assert code_of(ei) == grpc.StatusCode.INTERNAL
+        assert "killed by signal 11 (SIGSEGV)" in ei.value.details()
+        r = stub.RunTool(pb2.RunToolRequest(tool_name="iso_echo", args_json='{"value": "x"}'))
+        assert r.result_json == '"x"'
+        ch.close()
+    finally:
+        assert server.stop() == 0, "".join(server.lines)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import logging
+import os
+import sys
 from typing import Any, Callable, Mapping, TypeVar, overload
 
 from . import _native
@@ -25,9 +28,11 @@ from ._native import (
     ToolError,
     ToolNotFound,
     ToolTimeout,
+    WorkerCrashed,
     allow_modules,
     discover,
     import_tools,
+    isolation_stats,
     register_builtin_tools,
     register_diagnostic_tools,
     run_function,
@@ -55,12 +60,16 @@ __all__ = [
     "ToolError",
     "ToolNotFound",
     "ToolTimeout",
+    "WorkerCrashed",
     "allow_modules",
     "call",
     "call_async",
+    "configure_isolation",
     "default_registry",
     "discover",
     "import_tools",
+    "isolate_modules",
+    "isolation_stats",
     "on",
     "register_builtin_tools",
     "register_diagnostic_tools",
@@ -102,6 +111,100 @@ def _is_async(fn: Any) -> bool:
 
 _native_call_async = _native.Registry.call_async
 
+# Set by the isolation worker (agent_runtime._worker): there, `@tool(isolated=True)` leaves the
+# function alone, since the worker calls it directly.
+_in_worker = False
+_isolated_modules: set = set()
+_isolation_settings: dict = {}
+_isolation_sys_path: list = []
+
+
+def configure_isolation(
+    *,
+    size: int | None = None,
+    max_calls: int | None = None,
+    max_rss_mb: int | None = None,
+    recycle_rss_mb: int | None = None,
+    idle_timeout: float | None = 300.0,
+    min_workers: int = 1,
+    max_async_per_worker: int = 64,
+    python: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    start_timeout: float = 60.0,
+    cancel_grace: float = 1.0,
+) -> None:
+    """Configure the worker processes that run isolated tools (``@tool(isolated=True)``).
+
+    ``size`` workers at most (default: the number of cores); each is retired after
+    ``max_calls`` calls, or after a call leaving it above ``recycle_rss_mb`` of resident memory;
+    one going above ``max_rss_mb`` during a call is killed and the call raises
+    :class:`WorkerCrashed`. Workers idle for ``idle_timeout`` seconds stop (down to
+    ``min_workers``, which are started ahead of the first call). A sync tool has a worker to
+    itself (timing it out or cancelling it kills that worker); async tools share one, up to
+    ``max_async_per_worker`` calls, and are cancelled in place (killed after ``cancel_grace``
+    seconds if they do not stop). Workers run ``python`` (default: this interpreter,
+    ``sys.executable``) with ``env`` added to this process's environment, in ``cwd``, and see
+    this process's ``sys.path``. Idle workers with older settings are replaced.
+    """
+    settings = {
+        "size": size,
+        "max_calls": max_calls,
+        "max_rss_mb": max_rss_mb,
+        "recycle_rss_mb": recycle_rss_mb,
+        "idle_timeout": idle_timeout,
+        "min_workers": min_workers,
+        "max_async_per_worker": max_async_per_worker,
+        "python": python,
+        "env": dict(env or {}),
+        "cwd": cwd,
+        "start_timeout": start_timeout,
+        "cancel_grace": cancel_grace,
+    }
+    _apply_isolation(settings)
+    _isolation_settings.clear()
+    _isolation_settings.update(settings)
+
+
+def _apply_isolation(settings: dict[str, Any]) -> None:
+    python = settings["python"] or sys.executable
+    if not python:
+        raise RuntimeError("sys.executable is empty (embedded interpreter?): pass configure_isolation(python=...)")
+    env = dict(settings["env"])
+    path = list(sys.path)
+    env["AGENT_RUNTIME_SYS_PATH"] = json.dumps(path)
+    _native._configure_isolation(
+        python=os.fspath(python),
+        args=["-m", "agent_runtime._worker"],
+        env=sorted(env.items()),
+        cwd=None if settings["cwd"] is None else os.fspath(settings["cwd"]),
+        size=settings["size"],
+        min_workers=settings["min_workers"],
+        max_calls=settings["max_calls"],
+        max_rss_mb=settings["max_rss_mb"],
+        recycle_rss_mb=settings["recycle_rss_mb"],
+        idle_timeout=settings["idle_timeout"],
+        max_async_per_worker=settings["max_async_per_worker"],
+        start_timeout=settings["start_timeout"],
+        cancel_grace=settings["cancel_grace"],
+    )
+    _isolation_sys_path[:] = path
+
+
+def _ensure_isolation() -> None:
+    # Workers must see the modules this process can import: follow sys.path changes.
+    if not _native._isolation_configured() or _isolation_sys_path != sys.path:
+        if not _isolation_settings:
+            configure_isolation()
+        else:
+            _apply_isolation(_isolation_settings)
+
+
+def isolate_modules(*modules: str) -> None:
+    """Make tools of these modules isolated (as with ``@tool(isolated=True)``) when they are
+    imported afterwards; what the CLI's ``--isolate MODULE`` does."""
+    _isolated_modules.update(modules)
+
 
 class Registry(_native.Registry):
     """A set of tools.
@@ -123,6 +226,7 @@ class Registry(_native.Registry):
         timeout: float | None = None,
         schema: dict[str, Any] | None = None,
         replace: bool = False,
+        isolated: bool | None = None,
     ) -> Callable[[F], F]: ...
 
     def tool(
@@ -134,6 +238,7 @@ class Registry(_native.Registry):
         timeout: float | None = None,
         schema: dict[str, Any] | None = None,
         replace: bool = False,
+        isolated: bool | None = None,
     ) -> F | Callable[[F], F]:
         """Register ``fn`` as a tool; usable bare (``@tool``) or with options (``@tool(...)``).
 
@@ -141,11 +246,21 @@ class Registry(_native.Registry):
         the description from the docstring. The function is returned unchanged. Registering a
         different function under an existing name raises :class:`RegistrationError` unless
         ``replace=True``; re-registering the same function (a module reload) replaces it.
+
+        ``isolated=True`` runs the tool in a pool of worker processes (see
+        :func:`configure_isolation`): a crash, ``os._exit``, runaway memory or a hang there
+        costs a worker, never this process. Arguments and results cross as JSON; the schema,
+        validation, timeouts, cancellation, progress and exceptions behave as in-process. The
+        function must be defined at the top level of an importable module. Default: isolated
+        when its module was named in :func:`isolate_modules`.
         """
 
         def register(f: F) -> F:
             if not callable(f):
                 raise TypeError(f"@tool needs a callable, got {f!r}")
+            iso = isolated if isolated is not None else getattr(f, "__module__", None) in _isolated_modules
+            if iso and _in_worker:
+                return f
             tool_name = name or _default_name(f)
             if schema is not None:
                 input_schema = schema
@@ -165,6 +280,9 @@ class Registry(_native.Registry):
                     sig.is_async,
                     sig.context_param,
                 )
+            if iso:
+                self._register_isolated(f, tool_name, desc, input_schema, output_schema, timeout, is_async, ctx_param, replace)
+                return f
             existing = self.function(tool_name)
             same = existing is not None and _origin(existing) == _origin(f)
             self.register(
@@ -184,6 +302,44 @@ class Registry(_native.Registry):
         if fn is not None:
             return register(fn)
         return register
+
+    def _register_isolated(
+        self,
+        f: Any,
+        tool_name: str,
+        desc: str,
+        input_schema: Any,
+        output_schema: Any,
+        timeout: float | None,
+        is_async: bool,
+        ctx_param: str | None,
+        replace: bool,
+    ) -> None:
+        module, qualname = _origin(f)
+        if isinstance(f, functools.partial) or not (inspect.isfunction(f) or inspect.isclass(f)):
+            raise RegistrationError(
+                f"isolated tool {tool_name!r}: only functions defined at the top level of a module can run in a worker, got {f!r}"
+            )
+        if module == "__main__" or not qualname or "<locals>" in qualname:
+            where = "in __main__" if module == "__main__" else "inside a function"
+            raise RegistrationError(
+                f"isolated tool {tool_name!r}: {module}.{qualname} is defined {where}, so a worker process cannot import it; "
+                "move it to the top level of an importable module"
+            )
+        _ensure_isolation()
+        same = self.isolated_target(tool_name) == (module, qualname)
+        self.register_isolated(
+            module,
+            qualname,
+            tool_name,
+            description=desc,
+            input_schema=input_schema,
+            output_schema=output_schema,
+            timeout=timeout,
+            is_async=is_async,
+            context_param=ctx_param,
+            replace=replace or same,
+        )
 
     def tools(self) -> list[dict[str, Any]]:
         """Specs of all tools (dicts), sorted by name."""

@@ -1,6 +1,6 @@
 """Type stubs for the Rust extension module ``agent_runtime._native``."""
 
-from typing import Any, Awaitable, Callable, Dict, Generator, List, Mapping, Optional
+from typing import Any, Awaitable, Callable, Dict, Generator, List, Mapping, Optional, Tuple
 
 from typing_extensions import Self, TypeAlias
 
@@ -35,6 +35,13 @@ class Cancelled(AgentRuntimeError):
 
 class RegistrationError(AgentRuntimeError, ValueError): ...
 class NotAllowed(AgentRuntimeError, PermissionError): ...
+
+class WorkerCrashed(AgentRuntimeError):
+    tool: str
+    detail: str
+    exit_code: Optional[int]
+    signal: Optional[int]
+    stderr_tail: str
 
 class Ready:
     """An awaitable whose result is already known."""
@@ -95,6 +102,21 @@ class Registry:
         context_param: Optional[str] = None,
         replace: bool = False,
     ) -> None: ...
+    def register_isolated(
+        self,
+        module: str,
+        qualname: str,
+        name: str,
+        *,
+        description: str = "",
+        input_schema: Optional[Dict[str, Any]] = None,
+        output_schema: Optional[Dict[str, Any]] = None,
+        timeout: Optional[float] = None,
+        is_async: bool = False,
+        context_param: Optional[str] = None,
+        replace: bool = False,
+    ) -> None: ...
+    def isolated_target(self, name: str) -> Optional[Tuple[str, str]]: ...
     def unregister(self, name: str) -> bool: ...
     def __contains__(self, name: str) -> bool: ...
     def __len__(self) -> int: ...
@@ -140,6 +162,24 @@ def unsubscribe(id: int) -> bool: ...
 def register_diagnostic_tools(registry: Optional[Registry] = None) -> None: ...
 def register_builtin_tools(groups: Optional[List[str]] = None, registry: Optional[Registry] = None) -> None: ...
 def shutdown(timeout: float = 1.0) -> None: ...
+def _configure_isolation(
+    *,
+    python: str,
+    args: List[str],
+    env: List[Tuple[str, str]] = ...,
+    cwd: Optional[str] = None,
+    size: Optional[int] = None,
+    min_workers: int = 1,
+    max_calls: Optional[int] = None,
+    max_rss_mb: Optional[int] = None,
+    recycle_rss_mb: Optional[int] = None,
+    idle_timeout: Optional[float] = 300.0,
+    max_async_per_worker: int = 64,
+    start_timeout: float = 60.0,
+    cancel_grace: float = 1.0,
+) -> None: ...
+def _isolation_configured() -> bool: ...
+def isolation_stats() -> Dict[str, Any]: ...
 def _atexit() -> None: ...
 def _bare_noop() -> None: ...
 def _bare_detach() -> None: ...

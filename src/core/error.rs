@@ -56,6 +56,26 @@ pub enum Error {
     Registration(String),
     #[error("runtime error: {0}")]
     Runtime(String),
+    /// The worker process running an isolated tool died (signal, exit, memory limit) or was
+    /// killed by the pool. The pool has replaced it; other calls are unaffected.
+    #[error("worker process of tool '{tool}' crashed: {detail}{}", tail(.stderr_tail))]
+    WorkerCrashed {
+        tool: String,
+        /// What happened, e.g. `killed by signal 11 (SIGSEGV)` or `exited with code 3`.
+        detail: String,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        /// The worker's last stderr lines (a fatal error's Python stack, for instance).
+        stderr_tail: String,
+    },
+}
+
+fn tail(s: &str) -> String {
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!("\n--- last lines of the worker's stderr ---\n{s}")
+    }
 }
 
 fn suggest(s: &[String]) -> String {
@@ -100,6 +120,7 @@ impl Error {
             Error::NotAllowed(_) => "NotAllowed",
             Error::Registration(_) => "RegistrationError",
             Error::Runtime(_) => "RuntimeError",
+            Error::WorkerCrashed { .. } => "WorkerCrashed",
         }
     }
 }

@@ -114,10 +114,12 @@ pub fn cached_handle() -> Handle {
     h
 }
 
-/// Stop the runtime: cancel its tasks and wait up to `timeout` for worker threads. The next use
-/// starts a fresh one.
+/// Stop the runtime: cancel its tasks, kill and reap isolation workers, and wait up to
+/// `timeout` for worker threads. The next use starts a fresh one.
 pub fn shutdown(timeout: Duration) {
     super::tasks::cancel_all();
+    // Worker processes first: their pipes live on this runtime; reaped, so no zombies.
+    crate::worker::shutdown_global(timeout);
     let old = STATE.write().take();
     EPOCH.fetch_add(1, Ordering::AcqRel);
     if let Some(s) = old {

@@ -121,6 +121,10 @@ fn classify(e: Error) -> Result<String, Status> {
         }),
         Error::Tool { tool, message } => Ok(format!("ToolError: {tool}: {message}")),
         Error::Registration(_) | Error::Runtime(_) => Err(Status::internal(e.to_string())),
+        // INTERNAL, not UNAVAILABLE: the call may have had side effects before the crash and
+        // a deterministic crash would crash again, so clients must not retry it automatically
+        // (retry policies commonly retry UNAVAILABLE). The message carries the stderr tail.
+        Error::WorkerCrashed { .. } => Err(Status::internal(e.to_string())),
     }
 }
 

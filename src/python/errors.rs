@@ -8,6 +8,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::core::{Error, Opaque};
+use crate::worker::RemoteException;
 
 /// The exception classes, built once at first use. They use multiple inheritance
 /// (`ToolNotFound` is also a `LookupError`, …) so callers can catch either family.
@@ -21,6 +22,7 @@ pub struct Classes {
     pub cancelled: Py<PyType>,
     pub registration: Py<PyType>,
     pub not_allowed: Py<PyType>,
+    pub worker_crashed: Py<PyType>,
 }
 
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
@@ -89,6 +91,13 @@ pub fn classes(py: Python<'_>) -> &Classes {
                     vec![b(), py.get_type::<pyo3::exceptions::PyPermissionError>()],
                     "Refused by policy: a module outside the allowlist, a missing or wrong token.",
                 )?,
+                worker_crashed: make(
+                    py,
+                    "WorkerCrashed",
+                    vec![b()],
+                    "The worker process of an isolated tool died (signal, exit, memory limit) or was killed; \
+                     the pool replaced it. Attributes: tool, detail, exit_code, signal, stderr_tail.",
+                )?,
                 base,
             })
         })
@@ -154,7 +163,13 @@ pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
             ref traceback,
         } => match o.0.downcast_ref::<HeldErr>() {
             Some(h) => h.0.clone_ref(py),
-            None => remote_error(py, c, None, type_name, message, traceback.as_deref()),
+            None => {
+                o.0.downcast_ref::<RemoteException>()
+                    .and_then(|r| rebuild_remote(py, r, traceback.as_deref()))
+                    .unwrap_or_else(|| {
+                        remote_error(py, c, None, type_name, message, traceback.as_deref())
+                    })
+            }
         },
         Error::Python {
             type_name,
@@ -218,7 +233,48 @@ pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
         Error::Registration(_) => new(&c.registration),
         Error::NotAllowed(_) => new(&c.not_allowed),
         Error::Runtime(_) => new(&c.base),
+        Error::WorkerCrashed {
+            ref tool,
+            ref detail,
+            exit_code,
+            signal,
+            ref stderr_tail,
+        } => {
+            let err = new(&c.worker_crashed);
+            let num = |n: Option<i32>| {
+                n.and_then(|n| n.into_pyobject(py).ok())
+                    .map(|o| o.into_any().unbind())
+                    .unwrap_or_else(|| py.None())
+            };
+            set_attrs(
+                py,
+                &err,
+                &[
+                    ("tool", s(tool)),
+                    ("detail", s(detail)),
+                    ("exit_code", num(exit_code)),
+                    ("signal", num(signal)),
+                    ("stderr_tail", s(stderr_tail)),
+                ],
+            );
+            err
+        }
     }
+}
+
+/// The exception an isolated tool raised, unpickled (so the caller catches the same type),
+/// with the worker's traceback as its `__cause__`; None if it cannot be rebuilt.
+fn rebuild_remote(py: Python<'_>, r: &RemoteException, tb: Option<&str>) -> Option<PyErr> {
+    static REBUILD: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let data = r.pickle.as_deref()?;
+    let f = REBUILD
+        .import(py, "agent_runtime._worker", "rebuild_exception")
+        .ok()?;
+    let exc = f
+        .call1((pyo3::types::PyBytes::new(py, data), tb))
+        .ok()
+        .filter(|e| !e.is_none())?;
+    Some(PyErr::from_value(exc))
 }
 
 /// A Python exception known only by description (e.g. from another process).

@@ -103,6 +103,7 @@ pub struct PluginReport {
 pub struct HostBuilder {
     paths: Vec<PathBuf>,
     imports: Vec<String>,
+    isolate: Vec<String>,
     discover: Option<String>,
     allow: Vec<String>,
 }
@@ -117,6 +118,13 @@ impl HostBuilder {
     /// Import `module` at build time (its import registers tools and hooks).
     pub fn import(mut self, module: impl Into<String>) -> Self {
         self.imports.push(module.into());
+        self
+    }
+
+    /// Import `module` with its tools isolated: they run in the worker-process pool (as with
+    /// `@tool(isolated=True)`), so a crash or hang in them cannot take the host down.
+    pub fn isolate(mut self, module: impl Into<String>) -> Self {
+        self.isolate.push(module.into());
         self
     }
 
@@ -156,7 +164,15 @@ impl HostBuilder {
         let host = Host {
             plugins: Vec::new(),
         };
-        for m in &self.imports {
+        if !self.isolate.is_empty() {
+            with_gil(|py| -> PyResult<()> {
+                py.import("agent_runtime")?
+                    .call_method1("isolate_modules", PyTuple::new(py, &self.isolate)?)?;
+                Ok(())
+            })
+            .map_err(|e| with_gil(|py| from_pyerr(py, e)))?;
+        }
+        for m in self.isolate.iter().chain(&self.imports) {
             host.import(m)?;
         }
         let plugins = match &self.discover {

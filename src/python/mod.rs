@@ -5,6 +5,7 @@ pub mod convert;
 pub mod errors;
 pub mod gil;
 pub mod host;
+pub mod isolation;
 pub mod loop_bridge;
 pub mod pytool;
 pub mod registry;
@@ -318,6 +319,10 @@ pub fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Cancelled", c.cancelled.bind(py))?;
     m.add("RegistrationError", c.registration.bind(py))?;
     m.add("NotAllowed", c.not_allowed.bind(py))?;
+    m.add("WorkerCrashed", c.worker_crashed.bind(py))?;
+    m.add_function(wrap_pyfunction!(isolation::_configure_isolation, m)?)?;
+    m.add_function(wrap_pyfunction!(isolation::_isolation_configured, m)?)?;
+    m.add_function(wrap_pyfunction!(isolation::isolation_stats, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(_atexit, m)?)?;
     m.add_function(wrap_pyfunction!(registry::register_diagnostic_tools, m)?)?;

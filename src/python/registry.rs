@@ -168,6 +168,26 @@ fn call_inline(
     r
 }
 
+/// A tool spec from the registration arguments.
+fn tool_spec(
+    py: Python<'_>,
+    name: String,
+    description: String,
+    input_schema: Option<&Bound<'_, PyAny>>,
+    output_schema: Option<&Bound<'_, PyAny>>,
+    timeout: Option<f64>,
+) -> PyResult<ToolSpec> {
+    let mut spec = ToolSpec::new(name).description(description);
+    if let Some(s) = input_schema {
+        spec.input_schema = py_to_json(s, "input_schema").py(py)?;
+    }
+    if let Some(s) = output_schema.filter(|s| !s.is_none()) {
+        spec.output_schema = Some(py_to_json(s, "output_schema").py(py)?);
+    }
+    spec.timeout = duration_arg(timeout)?;
+    Ok(spec)
+}
+
 fn spec_to_py(py: Python<'_>, s: &ToolSpec) -> PyResult<Py<PyAny>> {
     Ok(pythonize(py, s)?.unbind())
 }
@@ -232,21 +252,7 @@ impl PyRegistry {
         if !func.bind(py).is_callable() {
             return Err(PyTypeError::new_err("func must be callable"));
         }
-        let mut spec = ToolSpec::new(name).description(description);
-        if let Some(s) = input_schema {
-            spec.input_schema = py_to_json(s, "input_schema").py(py)?;
-        }
-        if let Some(s) = output_schema.filter(|s| !s.is_none()) {
-            spec.output_schema = Some(py_to_json(s, "output_schema").py(py)?);
-        }
-        if let Some(t) = timeout {
-            if !(t.is_finite() && t > 0.0) {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "timeout must be a positive number of seconds, got {t}"
-                )));
-            }
-            spec.timeout = Some(Duration::from_secs_f64(t));
-        }
+        let spec = tool_spec(py, name, description, input_schema, output_schema, timeout)?;
         let tool = Arc::new(PyTool::new(spec, func, is_async, coercer, context_param));
         if replace {
             self.inner.replace(tool).py(py)?;
@@ -254,6 +260,68 @@ impl PyRegistry {
             self.inner.register_arc(tool).py(py)?;
         }
         Ok(())
+    }
+
+    /// Register `module.qualname` as a tool that runs in the isolation worker pool (see
+    /// `agent_runtime.configure_isolation`). The `tool(isolated=True)` decorator derives the
+    /// schema in this process and calls this.
+    #[pyo3(signature = (module, qualname, name, *, description = String::new(), input_schema = None,
+                        output_schema = None, timeout = None, is_async = false, context_param = None,
+                        replace = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn register_isolated(
+        &self,
+        py: Python<'_>,
+        module: String,
+        qualname: String,
+        name: String,
+        description: String,
+        input_schema: Option<&Bound<'_, PyAny>>,
+        output_schema: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+        is_async: bool,
+        context_param: Option<String>,
+        replace: bool,
+    ) -> PyResult<()> {
+        if module.is_empty()
+            || module == "__main__"
+            || qualname.is_empty()
+            || qualname.contains('<')
+        {
+            return Err(super::errors::to_pyerr(
+                py,
+                crate::core::Error::Registration(format!(
+                    "isolated tool '{name}': {module}.{qualname} cannot be imported by a worker process \
+                     (define it at the top level of an importable module, not in __main__ or a function)"
+                )),
+            ));
+        }
+        let spec = tool_spec(py, name, description, input_schema, output_schema, timeout)?;
+        let pool = crate::worker::global().clone();
+        pool.add_preload(&module);
+        let target = crate::worker::Target {
+            module,
+            qualname,
+            is_async,
+            context_param,
+        };
+        let tool = Arc::new(crate::worker::IsolatedTool::new(spec, target, pool.clone()));
+        if replace {
+            self.inner.replace(tool).py(py)?;
+        } else {
+            self.inner.register_arc(tool).py(py)?;
+        }
+        py.detach(|| pool.warm());
+        Ok(())
+    }
+
+    /// `(module, qualname)` of an isolated tool, or None for other tools and unknown names.
+    fn isolated_target(&self, name: &str) -> Option<(String, String)> {
+        let e = self.inner.get(name).ok()?;
+        e.tool()
+            .as_any()
+            .downcast_ref::<crate::worker::IsolatedTool>()
+            .map(|t| (t.target().module.clone(), t.target().qualname.clone()))
     }
 
     /// Remove a tool; True if it was registered.
