@@ -59,7 +59,7 @@ def test_not_registered_by_default_and_groups():
     assert "diag.echo" not in r
     agent_runtime.register_builtin_tools(["diag"], registry=r)
     assert "diag.echo" in r
-    with pytest.raises(RegistrationError, match=r'unknown built-in tool group "nope" \(valid: diag, shell\)'):
+    with pytest.raises(RegistrationError, match=r"unknown built-in tool group 'nope' \(valid groups: .*shell"):
         agent_runtime.register_builtin_tools(["nope"], registry=r)
     spec = r.spec("shell.session.run")
     assert spec["input_schema"]["required"] == ["command"]
