@@ -16,8 +16,8 @@ The contract checked (README "Values across the boundary", src/python/convert.rs
 :func:`expected_json` is that contract as a reference model; every property compares the
 runtime with it exactly (types included: ``1``, ``1.0`` and ``True`` are different values).
 
-Runtime: profile ``ci`` (default, 100 examples per property); ``HYPOTHESIS_PROFILE=long`` for
-thousands of examples.
+Runtime: profile ``ci`` (default, 100 examples per property); ``HYPOTHESIS_PROFILE=quick``
+(25, used per interpreter by .ci/abi3-matrix) or ``long`` (2000).
 """
 
 from __future__ import annotations
@@ -46,8 +46,14 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(
+    "quick",  # .ci/abi3-matrix: the same properties on every interpreter, fewer examples
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
     "long",
-    max_examples=5000,
+    max_examples=2000,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -68,6 +74,12 @@ async def hyp_aecho(v: object = None) -> object:
     """Return the argument as received, after a suspension point."""
     await asyncio.sleep(0)
     return v
+
+
+@agent_runtime.tool(name="hyp.kwargs", replace=True)
+def hyp_kwargs(**kwargs: object) -> object:
+    """Return the keyword arguments as received."""
+    return kwargs
 
 
 agent_runtime.register_diagnostic_tools()
@@ -391,3 +403,34 @@ def test_model_agrees_with_the_documented_examples() -> None:
         expected_json(_nest(MAX_DEPTH), "r", 0)
     assert ei.value.path == "r" + "[0]" * MAX_DEPTH
     assert not same(1, 1.0) and not same(0.0, -0.0) and not same(True, 1) and same([-0.0], [-0.0])
+
+
+_NO_KEY = object()
+
+
+@given(st.dictionaries(hashable_keys, py_scalars, max_size=4))
+@example({1: "x"})  # regression: was CPython's bare "keywords must be strings" TypeError
+@example({"a": 1, None: 2})
+@example({"\ud800": b"x"})
+def test_argument_names_must_be_str(args: Any) -> None:
+    # Arguments are keyword arguments: a non-str name is refused the same way for Python and
+    # Rust tools (a ConversionError at "args" naming the key), before the tool runs.
+    bad = next((k for k in args if not isinstance(k, str)), _NO_KEY)
+    for run in (lambda: call("hyp.kwargs", args), lambda: asyncio.run(call_async("hyp.kwargs", args))):
+        if bad is _NO_KEY:
+            got = run()
+            assert got == args and all(got[k] is args[k] for k in args)
+        else:
+            with pytest.raises(ConversionError) as ei:
+                run()
+            assert ei.value.path == "args"
+            assert f"dict key {bad!r} ({type(bad).__name__}) is not a str" in str(ei.value)
+    check(lambda: call("diag.echo", args), args, "args", 0, lambda w: w)
+
+
+def test_undecodable_argument_name_is_named_in_validation_errors() -> None:
+    # A str name with a lone surrogate is shown with U+FFFD, not as an empty name.
+    with pytest.raises(agent_runtime.InvalidArguments) as ei:
+        call("hyp.echo", {"\ud800": 1})
+    assert ei.value.path and set(ei.value.path) == {"\ufffd"}, ei.value.path
+    assert f"'{ei.value.path}' was unexpected" in str(ei.value)
