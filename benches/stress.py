@@ -424,7 +424,7 @@ def grpc_load(calls: int, chunks: int, ci: bool) -> Check:
                 try:
                     r = g._load_run(binary, server.addr, tool, expected, per_chunk)
                     secs[tool] += float(r["secs"])
-                except RuntimeError as e:  # errors in the chunk (or the client failed)
+                except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as e:  # wrong answers, client failure
                     errors += 1
                     problems.append(str(e)[:300])
                 done[tool] += per_chunk
