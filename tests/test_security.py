@@ -106,8 +106,8 @@ def test_allow_remote_with_an_empty_token_refused():
     assert p.returncode == 4 and "needs a bearer token" in p.stderr, p.stderr
 
 
-def test_loopback_variants_need_no_flag():
-    # An address that is not an IP (a host name) is refused as an address, not bound.
+def test_host_names_are_refused_as_addresses():
+    # Only IP literals: a name could resolve to a non-loopback address behind the check's back.
     p = _serve("--grpc", "localhost:0")
     assert p.returncode != 0 and "not an address" in p.stderr, p.stderr
 

@@ -2,6 +2,12 @@
 //! of agent-runtime and panics (= a finding) when the outcome is not well-formed: a panic or
 //! abort inside the runtime, an error of the wrong kind, an error without a path or message,
 //! or a successful result that differs from what the tool must return.
+//!
+//! Still to come (its code lands later): `worker_frame`, for the worker pool's framing in
+//! `src/worker/protocol.rs`: decode arbitrary bytes as frames (never panic, never allocate what a
+//! length prefix merely claims), re-encode every frame that decodes and compare. Add it as a
+//! harness here, a `[[bin]]` in Cargo.toml, `fuzz_targets/worker_frame.rs` and seeds in
+//! `seeds/worker_frame/`; `fuzz/run` picks it up.
 
 use std::sync::LazyLock;
 use std::time::Duration;
