@@ -230,11 +230,13 @@ pub fn grpc_request(data: &[u8]) {
                         let out: Value = serde_json::from_str(&r.result_json)
                             .unwrap_or_else(|e| panic!("result_json is not JSON ({e}): {r:?}"));
                         if let Some(args) = echo {
+                            // Empty text and `null` both mean "no arguments" ({}).
                             let sent = if args.trim().is_empty() {
                                 json!({})
                             } else {
                                 serde_json::from_str(&args).expect("accepted args are JSON")
                             };
+                            let sent = if sent.is_null() { json!({}) } else { sent };
                             assert_eq!(out, sent, "echo over RunTool changed the arguments");
                         }
                     } else {
