@@ -2,6 +2,10 @@
 
 Runs every benchmark area in one process, prints a table and writes a markdown report.
 
+Stress/soak, fuzzing and the leak check have their own commands (``python -m benches.stress``,
+``fuzz/run``, ``python -m benches.leakcheck``); their latest records (benches/STRESS.md,
+FUZZ.md, LEAKCHECK.md) are folded into the report.
+
 Adding an area: create ``benches/<name>.py`` with ``AREA = "<name>"`` and
 ``def run(quick: bool) -> List[Row]`` (see ``bridge.py``; helpers in ``common.py``), then add
 ``"<name>"`` to ``AREAS`` below.
@@ -32,6 +36,13 @@ AREAS = ["bridge", "tasks", "grpc", "mcp", "isolation", "search", "swerex"]
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
 ANALYSIS_MARKER = "<!-- analysis: from benches/ANALYSIS.md -->"
 ANALYSIS_FILE = Path(__file__).resolve().parent / "ANALYSIS.md"
+# Records of the proof-under-load runs, written by their own commands and folded in when present:
+# (section title, file, command that writes it).
+PROOF_SECTIONS = [
+    ("Stress and soak", "STRESS.md", "python -m benches.stress [--quick] [--soak [MINUTES]]"),
+    ("Fuzzing", "FUZZ.md", "fuzz/run [SECONDS]"),
+    ("Leak check", "LEAKCHECK.md", "python -m benches.leakcheck"),
+]
 
 
 def _missed(rows: Sequence[Row]) -> List[str]:
@@ -82,6 +93,11 @@ def render_report(
         lines += [f"Area **{area}** failed:", "", "```", tb.rstrip(), "```", ""]
     analysis = ANALYSIS_FILE.read_text().strip() if ANALYSIS_FILE.exists() else "_No analysis written yet._"
     lines += ["### Analysis", "", ANALYSIS_MARKER, analysis, ""]
+    for title, name, command in PROOF_SECTIONS:
+        path = ANALYSIS_FILE.parent / name
+        if path.exists():
+            lines += [f"## {title}", "", f"<!-- from benches/{name}, written by `{command}` -->"]
+            lines += [path.read_text(encoding="utf-8").strip(), ""]
     return "\n".join(lines)
 
 

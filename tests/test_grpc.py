@@ -23,9 +23,13 @@ PROTO_DIR = os.path.join(ROOT, "proto")
 @pytest.fixture(scope="module")
 def pb(tmp_path_factory):
     """Client code generated from the contract, exactly as a Go/Python user would."""
+    return generate_client(tmp_path_factory.mktemp("gen"))
+
+
+def generate_client(out):
+    """(python_service_pb2, python_service_pb2_grpc) generated into directory ``out``."""
     from grpc_tools import protoc
 
-    out = tmp_path_factory.mktemp("gen")
     rc = protoc.main(["protoc", f"-I{PROTO_DIR}", f"--python_out={out}", f"--grpc_python_out={out}", "python_service.proto"])
     assert rc == 0
     sys.path.insert(0, str(out))
@@ -38,10 +42,11 @@ def pb(tmp_path_factory):
 
 
 class Server(ServerProcess):
-    def __init__(self, *extra, env=None):
+    def __init__(self, *extra, env=None, imports=(), path=None, addr="127.0.0.1:0"):
         super().__init__(
             ["--import", "sample_tools", "--import", "rpc_tools", "--import", "script_mod",
-             "serve", "--grpc", "127.0.0.1:0", *extra],
+             *(["--path", str(path)] if path else []), *(a for m in imports for a in ("--import", m)),
+             "serve", "--grpc", addr, *extra],
             env=env,
         )  # fmt: skip
 

@@ -221,3 +221,21 @@ async fn child_context_follows_parent_cancellation() {
     p.child().report_progress(1.0, None, None);
     assert_eq!(counter.load(Ordering::SeqCst), 1);
 }
+
+/// RunTool's JSON text: empty text and `null` both mean "no arguments" (the object `{}`), so a
+/// tool sees an object either way. (Pinned after the grpc_request fuzz target flagged `null`
+/// coming back from an echo as `{}`: intended, now stated.)
+#[tokio::test]
+async fn run_tool_treats_empty_and_null_as_no_arguments() {
+    let r = Registry::new();
+    r.register(FnTool::sync(ToolSpec::new("echo"), Ok)).unwrap();
+    for text in ["", "  \n", "null", " null "] {
+        let out = super::registry::run_tool(&r, "echo", text, CallContext::new()).await;
+        assert_eq!(out.unwrap(), "{}", "args_json {text:?}");
+    }
+    let err = super::registry::run_tool(&r, "echo", "[1]", CallContext::new()).await;
+    assert!(
+        matches!(err, Err(Error::InvalidArguments { .. })),
+        "{err:?}"
+    );
+}

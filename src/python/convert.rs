@@ -129,13 +129,7 @@ fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> std::result::Result<Value, C
                     .to_cow()
                     .map_err(|e| ConvError::new(format!("dict key is not valid UTF-8: {e}")))?
                     .into_owned(),
-                Err(_) => {
-                    let r = k.repr().map(|r| r.to_string()).unwrap_or_default();
-                    return Err(ConvError::new(format!(
-                        "dict key {r} ({}) is not a str",
-                        type_name(&k)
-                    )));
-                }
+                Err(_) => return Err(ConvError::new(non_str_key(&k))),
             };
             let val = to_json(&v, depth + 1).map_err(|e| e.at(Seg::Key(key.clone())))?;
             m.insert(key, val);
@@ -170,6 +164,23 @@ fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> std::result::Result<Value, C
         "{} is not serializable",
         type_name(obj)
     )))
+}
+
+fn non_str_key(k: &Bound<'_, PyAny>) -> String {
+    let r = k.repr().map(|r| r.to_string()).unwrap_or_default();
+    format!("dict key {r} ({}) is not a str", type_name(k))
+}
+
+/// Keyword arguments for a Python tool: every name must be a str (as for a Rust tool, whose
+/// arguments cross as JSON), else a `ConversionError` at `root` like the JSON conversion's,
+/// rather than CPython's "keywords must be strings" from inside the call.
+pub fn check_arg_names(d: &Bound<'_, PyDict>, root: &str) -> Result<()> {
+    for (k, _) in d.iter() {
+        if !k.is_instance_of::<PyString>() {
+            return Err(ConvError::new(non_str_key(&k)).into_error(root));
+        }
+    }
+    Ok(())
 }
 
 /// Path of the value being converted, as a stack-allocated chain (no allocation unless used).
@@ -222,9 +233,14 @@ fn lenient(
         if let Ok(d) = obj.cast::<PyDict>() {
             let mut m = Map::with_capacity(d.len());
             for (k, v) in d.iter() {
+                // Lossy, so a key holding lone surrogates is still named (with U+FFFD) in
+                // validation errors rather than as "".
                 let key = match k.cast::<PyString>() {
-                    Ok(s) => s.to_cow().map(|c| c.into_owned()).unwrap_or_default(),
-                    Err(_) => k.str().map(|s| s.to_string()).unwrap_or_default(),
+                    Ok(s) => s.to_string_lossy().into_owned(),
+                    Err(_) => k
+                        .str()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
                 };
                 let node = PathNode {
                     parent: Some(path),

@@ -9,7 +9,7 @@ use pyo3::types::{PyDict, PyList};
 use pythonize::pythonize;
 use serde_json::Value;
 
-use super::convert::{payload_to_py, py_to_json, py_to_json_lenient, PyValue};
+use super::convert::{check_arg_names, payload_to_py, py_to_json, py_to_json_lenient, PyValue};
 use super::errors::{from_pyerr, IntoPyResult};
 use super::gil::with_gil;
 use super::loop_bridge::{into_awaitable, Ready};
@@ -86,6 +86,7 @@ fn check<'py>(
         return Ok(Checked { dict: None, json });
     };
     if is_py {
+        check_arg_names(&d, "args").py(py)?;
         let (json, opaque) = py_to_json_lenient(d.as_any());
         e.validate_ignoring(&json, &opaque).py(py)?;
         return Ok(Checked {
