@@ -19,7 +19,7 @@ sizes with the load client built in debug next to the test build (no release bui
 The summary goes to stdout and ``benches/STRESS.md`` (folded into RESULTS.md by
 ``python -m benches``). Exit status 1 when a check fails.
 
-Adding a workload kind (e.g. the isolated worker pool): one :class:`Kind` entry in ``KINDS``
+Adding a workload kind: one :class:`Kind` entry in ``KINDS``
 (and its tool in :func:`register_tools` if it needs one).
 """
 
@@ -96,12 +96,25 @@ def proc_rss(pid: int) -> Optional[int]:
 # ---------------------------------------------------------------- tools
 
 
+def iso_add(a: int, b: int = 1) -> int:
+    """a + b, in an isolation worker (module level: workers import it as benches.stress)."""
+    return a + b
+
+
+async def iso_aadd(a: int, b: int = 1) -> int:
+    """a + b after a suspension point, in an isolation worker."""
+    await asyncio.sleep(0)
+    return a + b
+
+
 def register_tools() -> None:
     """The ``stress.*`` Python tools on the default registry, plus the Rust ``diag.*`` tools."""
     import agent_runtime
 
     agent_runtime.register_diagnostic_tools()
     tool = agent_runtime.tool
+    tool(name="stress.iso_add", isolated=True, replace=True)(iso_add)
+    tool(name="stress.iso_aadd", isolated=True, replace=True)(iso_aadd)
 
     @tool(name="stress.add", replace=True)
     def add(a: int, b: int = 1) -> int:
@@ -212,7 +225,8 @@ def _kinds() -> List[Kind]:
             "unknown tool",
             lambda i: ("stress.nope", {}, None, Expect(error=ar.ToolNotFound, text="stress.nope")),
         ),
-        # The integrator adds: Kind("isolated", lambda i: ("<isolated tool>", {...}, None, Expect(...))),
+        Kind("isolated Python", lambda i: ("stress.iso_add", {"a": i, "b": 4}, None, Expect(i + 4))),
+        Kind("isolated async Python", lambda i: ("stress.iso_aadd", {"a": i, "b": 5}, None, Expect(i + 5))),
     ]
 
 

@@ -251,3 +251,18 @@ def test_cli_shows_progress_on_a_terminal():
     # Not on a pipe: stderr stays clean for scripts.
     p = cli("--path", os.path.join(ROOT, "examples"), "--import", "tools", "call", "slow_count", '{"n": 2, "delay": 0.01}')
     assert p.returncode == 0 and p.stderr == ""
+
+
+def test_cli_builtin_groups(tmp_path):
+    p = cli("list", "--json")
+    assert p.returncode == 0 and "fs.read" not in p.stdout  # opt-in only
+    p = cli("--builtin", "fs,search", "list", "--json")
+    assert p.returncode == 0, p.stderr
+    names = {t["name"] for t in json.loads(p.stdout)}
+    assert {"fs.read", "fs.write", "search.dir"} <= names and "shell.run" not in names
+    (tmp_path / "a.txt").write_text("hello\n")
+    p = cli("--builtin", "all", "call", "fs.read", json.dumps({"path": str(tmp_path / "a.txt")}))
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["content"] == "hello\n"
+    p = cli("--builtin", "fs,nope", "list")
+    assert p.returncode == 2 and "unknown built-in tool group 'nope'" in p.stderr

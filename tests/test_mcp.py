@@ -326,3 +326,50 @@ def test_grpc_and_mcp_http_in_one_process(tmp_path):
         run(main())
     finally:
         assert s.stop() == 0, "".join(s.lines)
+
+
+def test_isolated_tools_over_mcp(tmp_path):
+    """Tools isolated in worker processes keep their semantics over MCP: results, the remote
+    exception's type and message, a crash as an error result, progress and cancellation."""
+    marker = str(tmp_path / "iso.txt")
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, total, message))
+
+    async def main():
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "agent_runtime", "--import", "iso_tools", "serve", "--mcp-stdio"],
+            env=server_env(),
+            cwd=HERE,
+        )
+        async with Client(params) as c:
+            r = await c.call_tool("iso_echo", {"value": {"a": [1, 2]}})
+            assert not r.is_error and r.structured_content == {"result": {"a": [1, 2]}}
+
+            r = await c.call_tool("iso_raise", {"kind": "value", "message": "remote boom"})
+            assert r.is_error
+            err = r.structured_content["error"]
+            assert err["type"] == "ValueError" and err["message"] == "remote boom"
+
+            r = await c.call_tool("iso_segfault", {})
+            assert r.is_error and r.structured_content["error"]["type"] == "WorkerCrashed"
+            assert "SIGSEGV" in r.structured_content["error"]["message"] or "signal 11" in text_of(r)
+
+            r = await c.call_tool("iso_progress", {"steps": 3}, progress_callback=on_progress)
+            assert r.structured_content == {"result": "done"}
+
+            task = asyncio.ensure_future(c.call_tool("iso_async_sleep", {"seconds": 60, "marker": marker}))
+            assert await asyncio.get_running_loop().run_in_executor(None, wait_for_file, marker, "started")
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await asyncio.get_running_loop().run_in_executor(None, wait_for_file, marker, "cancelled")
+
+            # The server (and the pool) still serve.
+            r = await c.call_tool("iso_echo", {"value": 7})
+            assert r.structured_content == {"result": 7}
+
+    run(main())
+    assert seen == [(1.0, 3.0, "step 1"), (2.0, 3.0, "step 2"), (3.0, 3.0, "step 3")]
