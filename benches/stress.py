@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import gc
 import itertools
 import shutil
@@ -113,8 +114,11 @@ def register_tools() -> None:
 
     agent_runtime.register_diagnostic_tools()
     tool = agent_runtime.tool
-    tool(name="stress.iso_add", isolated=True, replace=True)(iso_add)
-    tool(name="stress.iso_aadd", isolated=True, replace=True)(iso_aadd)
+    # Workers import tools by module name; under `python -m benches.stress` this module is
+    # __main__, so take the functions from its importable name.
+    importable = importlib.import_module("benches.stress")
+    tool(name="stress.iso_add", isolated=True, replace=True)(importable.iso_add)
+    tool(name="stress.iso_aadd", isolated=True, replace=True)(importable.iso_aadd)
 
     @tool(name="stress.add", replace=True)
     def add(a: int, b: int = 1) -> int:
