@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import gc
+import importlib
 import itertools
 import shutil
 import subprocess
