@@ -5,12 +5,8 @@ import time
 from typing import Dict, List
 
 import agent_runtime
+import rpc_tools
 from agent_runtime import Context
-
-
-def _note(marker: str, text: str) -> None:
-    with open(marker, "a") as f:
-        f.write(text + "\n")
 
 
 @agent_runtime.tool(name="mcp.add")
@@ -47,19 +43,8 @@ async def steps(n: int, ctx: Context) -> int:
     return n
 
 
-@agent_runtime.tool(name="mcp.slow")
-async def slow(marker: str, seconds: float = 30.0) -> str:
-    """Write 'started' to `marker`, sleep, and record how it ended."""
-    _note(marker, "started")
-    try:
-        await asyncio.sleep(seconds)
-        outcome = "finished"
-        return "slept"
-    except asyncio.CancelledError:
-        outcome = "cancelled"
-        raise
-    finally:
-        _note(marker, outcome)
+# The gRPC tests' cancellable sleeper (writes started/cancelled to a marker file), under an MCP name.
+agent_runtime.tool(name="mcp.slow")(rpc_tools.slow)
 
 
 @agent_runtime.tool(name="mcp.block", timeout=0.3)
