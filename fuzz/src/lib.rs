@@ -3,12 +3,14 @@
 //! abort inside the runtime, an error of the wrong kind, an error without a path or message,
 //! or a successful result that differs from what the tool must return.
 //!
-//! Still to come (its code lands later): `worker_frame`, for the worker pool's framing in
-//! `src/worker/protocol.rs`: decode arbitrary bytes as frames (never panic, never allocate what a
-//! length prefix merely claims), re-encode every frame that decodes and compare. Add it as a
-//! harness here, a `[[bin]]` in Cargo.toml, `fuzz_targets/worker_frame.rs` and seeds in
-//! `seeds/worker_frame/`; `fuzz/run` picks it up.
+//! `worker_frame` covers the isolated worker pool's framing (`src/worker/protocol.rs`): the
+//! input is read as a stream of length-prefixed frames and checked against a reference model
+//! (including that a length prefix alone allocates nothing), each frame body is decoded as a
+//! worker `Reply` and checked field by field (and against `reply_id`, the pool's fallback for
+//! undecodable replies), and `Request`s built from the input must come back unchanged through
+//! `encode` → `read_frame`.
 
+use std::io::{self, Read};
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -20,6 +22,8 @@ use agent_runtime::grpc::pb::{
     RunToolResponse,
 };
 use agent_runtime::grpc::Service;
+use agent_runtime::worker::protocol::{self, Reply, Request, FRAME_PREALLOC, MAX_FRAME};
+use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use prost::Message;
 use serde_json::{json, Value};
 
@@ -287,5 +291,233 @@ pub fn grpc_request(data: &[u8]) {
                 }
             }
         }
+    }
+}
+
+/// How a byte stream must split into frames: bodies, then a clean end or the error kind.
+fn frame_model(data: &[u8]) -> (Vec<&[u8]>, Option<io::ErrorKind>) {
+    let mut bodies = Vec::new();
+    let mut rest = data;
+    loop {
+        if rest.is_empty() {
+            return (bodies, None);
+        }
+        let Some((prefix, after)) = rest.split_first_chunk::<4>() else {
+            return (bodies, Some(io::ErrorKind::UnexpectedEof));
+        };
+        let n = u32::from_le_bytes(*prefix) as usize;
+        if n > MAX_FRAME {
+            return (bodies, Some(io::ErrorKind::InvalidData));
+        }
+        if after.len() < n {
+            return (bodies, Some(io::ErrorKind::UnexpectedEof));
+        }
+        let (body, after) = after.split_at(n);
+        bodies.push(body);
+        rest = after;
+    }
+}
+
+/// A reader handing out at most `step` bytes per call, as a pipe does.
+struct Chunked<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl Read for Chunked<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.step.min(out.len()).min(self.data.len());
+        out[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+/// Every frame `read_frame` yields from `r` until the stream ends or fails. The buffer may
+/// only grow with bytes that arrived: never to what a length prefix merely claims.
+fn read_all(r: &mut impl Read, available: usize) -> (Vec<Vec<u8>>, Option<io::Error>) {
+    let bound = 2 * available + FRAME_PREALLOC;
+    let mut buf = Vec::new();
+    let mut frames = Vec::new();
+    loop {
+        let got = protocol::read_frame(r, &mut buf);
+        assert!(
+            buf.capacity() <= bound,
+            "read_frame allocated {} bytes for a {available}-byte stream",
+            buf.capacity()
+        );
+        match got {
+            Ok(Some(())) => frames.push(buf.clone()),
+            Ok(None) => return (frames, None),
+            Err(e) => return (frames, Some(e)),
+        }
+    }
+}
+
+/// A decoded reply must carry exactly what its JSON body says.
+fn check_reply(reply: &Reply, body: &[u8]) {
+    let v: Value = serde_json::from_slice(body).unwrap_or_else(|e| {
+        panic!("decoded a reply from a body that is not JSON ({e}): {reply:?}")
+    });
+    let field = |k: &str| v.get(k).filter(|x| !x.is_null());
+    let text = |k: &str| field(k).and_then(Value::as_str);
+    let kind = v.get("t").and_then(Value::as_str);
+    let id_ok = |id: &u64| v.get("id").and_then(Value::as_u64) == Some(*id);
+    let ok = match reply {
+        Reply::Ready { pid } => {
+            kind == Some("ready") && v.get("pid").and_then(Value::as_u64) == Some(u64::from(*pid))
+        }
+        Reply::Ok { id, value } => {
+            kind == Some("ok") && id_ok(id) && v.get("value").unwrap_or(&Value::Null) == value
+        }
+        Reply::Err {
+            id,
+            type_name,
+            message,
+            traceback,
+            pickle,
+        } => {
+            kind == Some("err")
+                && id_ok(id)
+                && v.get("type").and_then(Value::as_str) == Some(type_name.as_str())
+                && v.get("message").and_then(Value::as_str) == Some(message.as_str())
+                && text("traceback") == traceback.as_deref()
+                && text("pickle") == pickle.as_deref()
+        }
+        Reply::Progress {
+            id,
+            done,
+            total,
+            message,
+        } => {
+            kind == Some("progress")
+                && id_ok(id)
+                && v.get("done").and_then(Value::as_f64) == Some(*done)
+                && field("total").and_then(Value::as_f64) == *total
+                && text("message") == message.as_deref()
+        }
+    };
+    assert!(ok, "decoded {reply:?} from {v}");
+}
+
+/// Nesting depth of a JSON value (a scalar is 0).
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// `encode` → `read_frame` gives back exactly the body, then a clean end; the body is the
+/// request as JSON.
+fn check_request(req: &Request<'_>, expected: &Value) {
+    let frame = protocol::encode(req).unwrap_or_else(|e| panic!("encode failed ({e}): {req:?}"));
+    let mut r = &frame[..];
+    let mut buf = Vec::new();
+    match protocol::read_frame(&mut r, &mut buf) {
+        Ok(Some(())) => {}
+        other => panic!("encoded frame read back as {other:?}: {req:?}"),
+    }
+    assert_eq!(buf, frame[4..], "read_frame changed the body");
+    assert!(
+        matches!(protocol::read_frame(&mut r, &mut buf), Ok(None)),
+        "bytes left after an encoded frame: {req:?}"
+    );
+    match serde_json::from_slice::<Value>(&buf) {
+        Ok(back) => assert_eq!(&back, expected, "request body changed in the round trip"),
+        // serde_json parses at most 127 levels; the request object adds one to `args`.
+        Err(e) => assert!(
+            depth(expected) >= 128 && e.to_string().contains("recursion limit"),
+            "encoded request does not parse back ({e}): {req:?}"
+        ),
+    }
+}
+
+/// A string from the fuzzer's bytes ("" once they run out).
+fn text<'a>(u: &mut Unstructured<'a>) -> &'a str {
+    <&str>::arbitrary(u).unwrap_or_default()
+}
+
+/// `worker_frame`: bytes → a stream of length-prefixed frames (read whole and in small pieces,
+/// both against [`frame_model`]) → each body decoded as a `Reply`; then `Request`s built from
+/// the input (strings and ids from its bytes, `args` from every body that is JSON) round-trip
+/// through `encode` and `read_frame`.
+pub fn worker_frame(data: &[u8]) {
+    let (model, model_err) = frame_model(data);
+    let (frames, err) = read_all(&mut &data[..], data.len());
+    let step = 1 + data.first().map_or(0, |b| usize::from(b % 7));
+    let (pieces, pieces_err) = read_all(&mut Chunked { data, step }, data.len());
+    assert_eq!(frames, model, "frames differ from the model");
+    assert_eq!(
+        pieces, model,
+        "frames read in {step}-byte pieces differ from the model"
+    );
+    for e in [&err, &pieces_err] {
+        assert_eq!(
+            e.as_ref().map(io::Error::kind),
+            model_err,
+            "stream end differs from the model: {e:?}"
+        );
+        if let Some(e) = e {
+            assert!(
+                !e.to_string().is_empty(),
+                "read_frame error without a message"
+            );
+        }
+    }
+
+    let mut args = vec![Value::Null];
+    for body in &frames {
+        match protocol::decode(body) {
+            Ok(reply) => {
+                check_reply(&reply, body);
+                // The pool's fallback for undecodable replies reads the same id.
+                if let Reply::Ok { id, .. } | Reply::Err { id, .. } | Reply::Progress { id, .. } =
+                    reply
+                {
+                    assert_eq!(protocol::reply_id(body), Some(id), "reply_id disagrees");
+                }
+            }
+            Err(e) => {
+                assert!(!e.to_string().is_empty(), "decode error without a message");
+                // Whichever call it names fails; no id means the worker is killed.
+                let _ = protocol::reply_id(body);
+            }
+        }
+        if let Ok(v) = serde_json::from_slice::<Value>(body) {
+            args.push(v);
+        }
+    }
+
+    let mut u = Unstructured::new(data);
+    let tool = text(&mut u);
+    let module = text(&mut u);
+    let qualname = text(&mut u);
+    let context_param = Option::<&str>::arbitrary(&mut u).unwrap_or_default();
+    args.push(Value::String(text(&mut u).to_string()));
+    for (i, args) in args.iter().enumerate() {
+        let id = u64::arbitrary(&mut u).unwrap_or(i as u64);
+        let call_id = u64::arbitrary(&mut u).unwrap_or_default();
+        let is_async = bool::arbitrary(&mut u).unwrap_or(i % 2 == 1);
+        let mut expected = json!({
+            "op": "call", "id": id, "tool": tool, "module": module, "qualname": qualname,
+            "async": is_async, "call_id": call_id, "args": args,
+        });
+        if let Some(p) = context_param {
+            expected["context_param"] = json!(p);
+        }
+        let req = Request::Call {
+            id,
+            tool,
+            module,
+            qualname,
+            is_async,
+            context_param,
+            call_id,
+            args,
+        };
+        check_request(&req, &expected);
+        check_request(&Request::Cancel { id }, &json!({"op": "cancel", "id": id}));
     }
 }

@@ -862,10 +862,20 @@ fn read_replies(
         }
         match protocol::decode(&buf) {
             Ok(reply) => deliver(&w, reply),
-            Err(e) => {
-                w.kill(format!("undecodable reply frame: {e}"));
-                break;
-            }
+            Err(e) => match protocol::reply_id(&buf) {
+                Some(id) => {
+                    if let Some(p) = w.pending.lock().map.remove(&id) {
+                        let _ = p.tx.send(Err(Error::tool(
+                            &*p.tool,
+                            format!("the worker's reply could not be decoded: {e}"),
+                        )));
+                    }
+                }
+                None => {
+                    w.kill(format!("undecodable reply frame: {e}"));
+                    break;
+                }
+            },
         }
     }
     w.dying.store(true, Ordering::Release);

@@ -12,6 +12,9 @@ use serde_json::Value;
 /// Frames larger than this are refused (a corrupt length must not make us allocate gigabytes).
 pub const MAX_FRAME: usize = 256 * 1024 * 1024;
 
+/// What [`read_frame`] reserves before a body's bytes arrive; the rest grows as they do.
+pub const FRAME_PREALLOC: usize = 64 * 1024;
+
 /// Pool → worker.
 #[derive(Debug, Serialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
@@ -71,19 +74,35 @@ pub enum Reply {
 pub fn encode(req: &Request<'_>) -> serde_json::Result<Vec<u8>> {
     let mut buf = vec![0u8; 4];
     serde_json::to_writer(&mut buf, req)?;
-    let n = (buf.len() - 4) as u32;
+    // A body past 4 GiB would wrap the prefix and desynchronise the stream.
+    let n = u32::try_from(buf.len() - 4).map_err(|_| {
+        <serde_json::Error as serde::ser::Error>::custom(format!(
+            "request frame of {} bytes does not fit the 4-byte length prefix",
+            buf.len() - 4
+        ))
+    })?;
     buf[..4].copy_from_slice(&n.to_le_bytes());
     Ok(buf)
 }
 
-/// Read one frame body; `Ok(None)` at a clean end of stream (between frames).
+/// Read one frame body into `buf`; `Ok(None)` at a clean end of stream (between frames).
+///
+/// The buffer grows with the bytes that actually arrive (at most [`FRAME_PREALLOC`] is reserved
+/// up front), so a corrupt or hostile length prefix costs no more memory than the data behind it.
 pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<Option<()>> {
     let mut len = [0u8; 4];
     let mut got = 0;
     while got < 4 {
         match r.read(&mut len[got..]) {
             Ok(0) if got == 0 => return Ok(None),
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "stream ended inside a frame's 4-byte length prefix (after {got} bytes)"
+                    ),
+                ))
+            }
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -97,14 +116,35 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<Option<()>
         ));
     }
     buf.clear();
-    buf.resize(n, 0);
-    r.read_exact(buf)?;
+    buf.reserve(n.min(FRAME_PREALLOC));
+    r.take(n as u64).read_to_end(buf)?;
+    if buf.len() < n {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "stream ended inside a frame: its prefix says {n} bytes, {} arrived",
+                buf.len()
+            ),
+        ));
+    }
     Ok(Some(()))
 }
 
 /// Decode a frame body.
 pub fn decode(body: &[u8]) -> serde_json::Result<Reply> {
     serde_json::from_slice(body)
+}
+
+/// The call a body that [`decode`] refused belongs to, when its `id` is readable. Python's
+/// `json` writes values nested ~1000 deep while serde_json reads at most 127 levels: such a
+/// reply fails its call, not the worker (the framing is intact, so the stream stays in sync).
+pub fn reply_id(body: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        id: u64,
+    }
+    // Fields other than `id` are skipped without recursing, so any depth reads.
+    serde_json::from_slice::<Envelope>(body).ok().map(|e| e.id)
 }
 
 /// An exception raised in a worker, carried in `Error::Python::original` so the Python
@@ -166,5 +206,84 @@ mod tests {
         let e = read_frame(&mut r, &mut buf).unwrap_err();
         assert!(e.to_string().contains("exceeds"), "{e}");
         assert!(decode(br#"{"t":"bogus"}"#).is_err());
+    }
+
+    #[test]
+    fn reply_id_reads_the_id_of_a_reply_too_deep_to_decode() {
+        let deep = format!(
+            r#"{{"t":"ok","id":5,"value":{}{}}}"#,
+            "[".repeat(500),
+            "]".repeat(500)
+        );
+        let e = decode(deep.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("recursion limit"), "{e}");
+        assert_eq!(reply_id(deep.as_bytes()), Some(5));
+        assert_eq!(reply_id(br#"{"t":"ok","value":1}"#), None);
+        assert_eq!(reply_id(b"\x00garbage"), None);
+    }
+
+    /// Hands out at most `step` bytes per read and an `Interrupted` before each, like a pipe
+    /// under signals.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+        interrupt: bool,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = self.step.min(out.len()).min(self.data.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    // The body buffer used to be sized from the length prefix before any of it arrived (up to
+    // MAX_FRAME = 256 MiB for a 5-byte input); the worker_frame fuzz target now checks this too.
+    #[test]
+    fn a_length_prefix_alone_allocates_nothing_and_truncation_says_where() {
+        let mut stream = ((MAX_FRAME as u32).to_le_bytes()).to_vec();
+        stream.extend_from_slice(b"{\"t\"");
+        let mut buf = Vec::new();
+        let e = read_frame(&mut &stream[..], &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(
+            e.to_string()
+                .contains(&format!("prefix says {MAX_FRAME} bytes, 4 arrived")),
+            "{e}"
+        );
+        assert!(buf.capacity() <= FRAME_PREALLOC, "{}", buf.capacity());
+
+        let e = read_frame(&mut &[1u8, 0][..], &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(
+            e.to_string().contains("length prefix (after 2 bytes)"),
+            "{e}"
+        );
+
+        // Bodies past the up-front reservation, in dribs and drabs, still arrive whole.
+        let big = format!(
+            r#"{{"t":"ok","id":3,"value":"{}"}}"#,
+            "x".repeat(3 * FRAME_PREALLOC)
+        );
+        let mut stream = (big.len() as u32).to_le_bytes().to_vec();
+        stream.extend_from_slice(big.as_bytes());
+        stream.extend_from_slice(&stream.clone());
+        let mut r = Trickle {
+            data: &stream,
+            step: 7,
+            interrupt: false,
+        };
+        for _ in 0..2 {
+            assert!(read_frame(&mut r, &mut buf).unwrap().is_some());
+            assert_eq!(buf, big.as_bytes());
+            assert!(matches!(decode(&buf), Ok(Reply::Ok { id: 3, .. })));
+        }
+        assert!(read_frame(&mut r, &mut buf).unwrap().is_none());
     }
 }

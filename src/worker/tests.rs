@@ -33,6 +33,12 @@ def spin():
 def pid():
     return os.getpid()
 
+def nest(depth):
+    v = []
+    for _ in range(depth):
+        v = [v]
+    return v
+
 def hog(mb):
     keep = []
     while True:
@@ -74,6 +80,7 @@ fn setup(name: &str, tweak: impl FnOnce(&mut PoolConfig)) -> (Pool, Registry, Pa
         ("segv", false, None),
         ("spin", false, None),
         ("pid", false, None),
+        ("nest", false, None),
         ("hog", false, None),
         ("progress", false, Some("ctx")),
         ("nap", true, None),
@@ -125,6 +132,31 @@ fn zombies() -> Vec<u32> {
 
 fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+// A value nested past serde_json's 127 levels (Python's json writes ~1000) used to kill the
+// worker as an "undecodable reply frame"; it fails only its own call now.
+#[test]
+fn a_reply_too_deep_to_decode_fails_its_call_not_the_worker() {
+    let (pool, reg, _dir) = setup("deep", |cfg| cfg.size = 1);
+    let pid = call(&reg, "pid", json!({})).unwrap();
+    assert_eq!(
+        call(&reg, "nest", json!({"depth": 3})).unwrap(),
+        json!([[[[]]]])
+    );
+    match call(&reg, "nest", json!({"depth": 200})).unwrap_err() {
+        Error::Tool { tool, message } => {
+            assert_eq!(tool, "nest");
+            assert!(
+                message.contains("reply could not be decoded") && message.contains("recursion"),
+                "{message}"
+            );
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+    assert_eq!(call(&reg, "pid", json!({})).unwrap(), pid);
+    assert_eq!(pool.stats().crashed, 0);
+    pool.shutdown(Duration::from_secs(5));
 }
 
 #[test]
