@@ -89,24 +89,36 @@ impl McpServer {
         };
         let args = Value::Object(req.arguments.unwrap_or_default());
         let mut ctx = CallContext::new();
+        // Progress goes out through one channel (in order, off the tool's thread); before the
+        // result is returned the channel is flushed, so every report precedes the response
+        // (a client drops progress for a request it already has the answer to).
+        let mut flush: Option<tokio::sync::mpsc::UnboundedSender<Forward>> = None;
         if let Some(token) = cx.meta.get_progress_token() {
-            // A channel keeps reports in order and off the tool's thread.
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Forward>();
+            let sink = tx.clone();
             ctx = ctx.with_progress(Some(Arc::new(move |p: &Progress| {
-                let _ = tx.send(p.clone());
+                let _ = sink.send(Forward::Progress(p.clone()));
             })));
+            flush = Some(tx);
             let peer = cx.peer.clone();
             tokio::spawn(async move {
-                while let Some(p) = rx.recv().await {
-                    let mut n = ProgressNotificationParam::new(token.clone(), p.done);
-                    if let Some(t) = p.total {
-                        n = n.with_total(t);
-                    }
-                    if let Some(m) = p.message {
-                        n = n.with_message(m);
-                    }
-                    if peer.notify_progress(n).await.is_err() {
-                        break;
+                let mut open = true;
+                while let Some(msg) = rx.recv().await {
+                    match msg {
+                        Forward::Progress(p) if open => {
+                            let mut n = ProgressNotificationParam::new(token.clone(), p.done);
+                            if let Some(t) = p.total {
+                                n = n.with_total(t);
+                            }
+                            if let Some(m) = p.message {
+                                n = n.with_message(m);
+                            }
+                            open = peer.notify_progress(n).await.is_ok();
+                        }
+                        Forward::Progress(_) => {}
+                        Forward::Flush(done) => {
+                            let _ = done.send(());
+                        }
                     }
                 }
             });
@@ -128,6 +140,13 @@ impl McpServer {
             Ok(p) => p.into_json(),
             Err(e) => Err(e),
         };
+        if let Some(tx) = flush {
+            let (done, sent) = tokio::sync::oneshot::channel();
+            if tx.send(Forward::Flush(done)).is_ok() {
+                // Bounded: a stuck client must not hold the result back forever.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), sent).await;
+            }
+        }
         Ok(match out {
             Ok(v) => self.success(&req.name, v, wrapped),
             Err(e) => error_result(&e),
@@ -199,6 +218,13 @@ impl McpServer {
             }
         });
     }
+}
+
+/// What the progress forwarder of one call receives.
+enum Forward {
+    Progress(Progress),
+    /// Answered once everything sent before it has gone out.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Where a `tools/list_changed` goes: a handshake session's peer or a listen stream.
