@@ -37,7 +37,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
 from .common import MB, REPO_ROOT, machine_info, rss_bytes
 
@@ -274,14 +274,17 @@ def mixed(seconds: float, threads: int = 4, tasks: int = 16) -> Check:
     counter = itertools.count()
     crashed: List[str] = []
 
+    def jobs(offset: int) -> Iterator[Tuple[Kind, Tuple[str, Dict[str, Any], Optional[float], Expect]]]:
+        """The kinds in turn (each worker from its own offset) until time is up."""
+        for j in itertools.count(offset):
+            if time.monotonic() >= stop_at:
+                return
+            k = kinds[j % len(kinds)]
+            yield k, k.make(next(counter))
+
     def sync_worker(offset: int) -> None:
         try:
-            for j in itertools.count(offset):
-                if time.monotonic() >= stop_at:
-                    return
-                k = kinds[j % len(kinds)]
-                i = next(counter)
-                tool, args, timeout, expect = k.make(i)
+            for k, (tool, args, timeout, expect) in jobs(offset):
                 t0 = time.perf_counter_ns()
                 got, err = None, None
                 try:
@@ -293,12 +296,7 @@ def mixed(seconds: float, threads: int = 4, tasks: int = 16) -> Check:
             crashed.append(f"sync worker: {type(e).__name__}: {e}")
 
     async def async_worker(offset: int) -> None:
-        for j in itertools.count(offset):
-            if time.monotonic() >= stop_at:
-                return
-            k = kinds[j % len(kinds)]
-            i = next(counter)
-            tool, args, timeout, expect = k.make(i)
+        for k, (tool, args, timeout, expect) in jobs(offset):
             t0 = time.perf_counter_ns()
             got, err = None, None
             try:
