@@ -125,7 +125,7 @@ impl McpServer {
         }
         let _guard = CancelOnDrop(ctx.cancel.clone());
         let cancel = ctx.cancel.clone();
-        let (_, wrapped) = schema::output_schema(entry.spec().output_schema.as_ref());
+        let wrapped = schema::wraps_result(entry.spec().output_schema.as_ref());
         let call = entry.call(Payload::Json(args), ctx);
         tokio::pin!(call);
         let out = tokio::select! {

@@ -103,6 +103,16 @@ pub fn input_schema(schema: &Value) -> Map<String, Value> {
     m
 }
 
+/// Whether results of a tool with this output schema are wrapped as `{"result": value}` (what
+/// [`output_schema`] decides, without copying the schema on every call).
+pub fn wraps_result(schema: Option<&Value>) -> bool {
+    match schema {
+        None => false,
+        Some(s) if s.get("$ref").is_some() => output_schema(Some(s)).1,
+        Some(s) => !is_object_schema(s),
+    }
+}
+
 /// The advertised output schema, and whether results are wrapped as `{"result": value}`.
 pub fn output_schema(schema: Option<&Value>) -> (Option<Map<String, Value>>, bool) {
     let Some(schema) = schema else {
@@ -177,5 +187,14 @@ mod tests {
         assert!(!wrapped);
         assert!(o.is_some());
         assert_eq!(output_schema(None), (None, false));
+        for s in [
+            json!({"type": "integer"}),
+            json!({"type": "object"}),
+            json!({"$ref": "#/$defs/M", "$defs": {"M": {"type": "object"}}}),
+            json!({"$ref": "#/$defs/N", "$defs": {"N": {"type": "string"}}}),
+        ] {
+            assert_eq!(wraps_result(Some(&s)), output_schema(Some(&s)).1, "{s}");
+        }
+        assert!(!wraps_result(None));
     }
 }
