@@ -1,6 +1,7 @@
 //! The pure-Rust core: no pyo3 here. Everything else calls into [`Registry::call`].
 
 pub mod cancel;
+pub mod duration;
 pub mod error;
 pub mod events;
 pub mod payload;

@@ -79,13 +79,9 @@ mod opt_secs {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let v: Option<f64> = Option::deserialize(d)?;
-        match v {
-            Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-            Some(s) => Err(serde::de::Error::custom(format!(
-                "timeout must be a non-negative number of seconds, got {s}"
-            ))),
-            None => Ok(None),
-        }
+        v.map(|s| crate::core::duration::from_secs("timeout", s))
+            .transpose()
+            .map_err(serde::de::Error::custom)
     }
 }
 
