@@ -231,7 +231,7 @@ fn serve(a: ServeArgs) -> Result<(), Error> {
             max_message_size: a.max_message_size,
         };
         crate::grpc::check_exposure(&opts)?;
-        let ops: Arc<dyn crate::grpc::HostOps> = Arc::new(host::PyHostOps);
+        let ops: Arc<dyn crate::core::HostOps> = Arc::new(host::PyHostOps);
         servers.push(
             crate::grpc::serve(
                 Registry::global().clone(),

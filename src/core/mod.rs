@@ -4,6 +4,7 @@ pub mod cancel;
 pub mod duration;
 pub mod error;
 pub mod events;
+pub mod host_ops;
 pub mod payload;
 pub mod registry;
 pub mod runtime;
@@ -13,10 +14,13 @@ pub mod tool;
 
 pub use cancel::CancelToken;
 pub use error::{Error, Opaque, Result};
+pub use host_ops::HostOps;
 pub use payload::{ForeignValue, Payload};
-pub use registry::{next_call_id, Registered, Registry};
+pub use registry::{Registered, Registry};
 pub use tasks::{live_tasks, TaskHandle, TaskStatus};
-pub use tool::{BoxFuture, CallContext, FnTool, Progress, ProgressSink, Tool, ToolSpec};
+pub use tool::{
+    next_call_id, BoxFuture, CallContext, FnTool, Progress, ProgressSink, Tool, ToolSpec,
+};
 
 #[cfg(test)]
 mod tests;

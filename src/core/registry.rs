@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -248,13 +247,6 @@ fn panic_error(tool: &str, p: Box<dyn std::any::Any + Send>) -> Error {
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic payload".into());
     Error::tool(tool, format!("tool panicked: {msg}"))
-}
-
-static CALL_IDS: AtomicU64 = AtomicU64::new(1);
-
-/// A fresh call id, unique in this process.
-pub fn next_call_id() -> u64 {
-    CALL_IDS.fetch_add(1, Ordering::Relaxed)
 }
 
 type Map = HashMap<String, Arc<Registered>>;

@@ -114,12 +114,40 @@ pub fn cached_handle() -> Handle {
     h
 }
 
-/// Stop the runtime: cancel its tasks, kill and reap isolation workers, and wait up to
-/// `timeout` for worker threads. The next use starts a fresh one.
+/// Work to do before the runtime stops, ordered by [`ShutdownPhase`]. Layers that live on the
+/// runtime (tasks, the worker pool above the core) register here, so the runtime imports none
+/// of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ShutdownPhase {
+    /// Cancel in-flight work first, so callers see `Cancelled` rather than a dead transport.
+    CancelTasks,
+    /// Then stop what runs on the runtime's I/O (worker processes: killed and reaped).
+    StopServices,
+}
+
+type Hook = (ShutdownPhase, fn(Duration));
+static HOOKS: parking_lot::Mutex<Vec<Hook>> = parking_lot::Mutex::new(Vec::new());
+
+/// Run `hook(timeout)` at every [`shutdown`], in `phase` order (registering twice is a no-op).
+pub fn on_shutdown(phase: ShutdownPhase, hook: fn(Duration)) {
+    let mut h = HOOKS.lock();
+    if !h
+        .iter()
+        .any(|(p, f)| *p == phase && std::ptr::fn_addr_eq(*f, hook))
+    {
+        h.push((phase, hook));
+        h.sort_by_key(|(p, _)| *p);
+    }
+}
+
+/// Stop the runtime: run the shutdown hooks (cancel tasks, kill and reap isolation workers),
+/// then wait up to `timeout` for worker threads. The next use starts a fresh one.
 pub fn shutdown(timeout: Duration) {
-    super::tasks::cancel_all();
-    // Worker processes first: their pipes live on this runtime; reaped, so no zombies.
-    crate::worker::shutdown_global(timeout);
+    // Copied out: a hook may register others (or call back in) without deadlocking.
+    let hooks: Vec<Hook> = HOOKS.lock().clone();
+    for (_, hook) in hooks {
+        hook(timeout);
+    }
     let old = STATE.write().take();
     EPOCH.fetch_add(1, Ordering::AcqRel);
     if let Some(s) = old {

@@ -63,7 +63,10 @@ struct State {
 #[derive(Clone)]
 pub struct TaskHandle(Arc<State>);
 
-static LIVE: LazyLock<Mutex<HashMap<u64, TaskHandle>>> = LazyLock::new(Default::default);
+static LIVE: LazyLock<Mutex<HashMap<u64, TaskHandle>>> = LazyLock::new(|| {
+    super::runtime::on_shutdown(super::runtime::ShutdownPhase::CancelTasks, |_| cancel_all());
+    Default::default()
+});
 
 impl TaskHandle {
     /// Create the handle for a call about to be spawned with `ctx`; progress reports are
@@ -217,7 +220,7 @@ pub fn live_tasks() -> Vec<TaskHandle> {
     v
 }
 
-/// Cancel every live task (used at shutdown).
+/// Cancel every live task (a runtime shutdown hook).
 pub fn cancel_all() {
     for t in live_tasks() {
         t.cancel();

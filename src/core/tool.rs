@@ -96,6 +96,13 @@ pub struct Progress {
 /// Receives progress reports of a call (and of the calls it makes on the same context).
 pub type ProgressSink = Arc<dyn Fn(&Progress) + Send + Sync>;
 
+static CALL_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A fresh call id, unique in this process.
+pub fn next_call_id() -> u64 {
+    CALL_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Per-call information handed to a tool.
 #[derive(Clone, Default)]
 pub struct CallContext {
@@ -116,7 +123,7 @@ impl CallContext {
     /// A fresh context with a new call id.
     pub fn new() -> Self {
         CallContext {
-            call_id: super::registry::next_call_id(),
+            call_id: next_call_id(),
             ..Default::default()
         }
     }
@@ -137,7 +144,7 @@ impl CallContext {
     /// follows this call's.
     pub fn child(&self) -> CallContext {
         CallContext {
-            call_id: super::registry::next_call_id(),
+            call_id: next_call_id(),
             cancel: self.cancel.child_token(),
             timeout: None,
             progress: self.progress.clone(),

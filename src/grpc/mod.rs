@@ -35,21 +35,9 @@ use pb::{
     RunToolResponse,
 };
 
-/// `RunFunction` / `RunScript` need Python; the Python boundary provides them. Without them
-/// those RPCs answer UNIMPLEMENTED.
-pub trait HostOps: Send + Sync + 'static {
-    fn run_function(
-        &self,
-        module: String,
-        function: String,
-        args_json: String,
-    ) -> BoxFuture<crate::core::Result<String>>;
-    fn run_script(
-        &self,
-        script: String,
-        args: Vec<String>,
-    ) -> BoxFuture<crate::core::Result<String>>;
-}
+/// `RunFunction` / `RunScript` need Python; the Python boundary provides them ([`HostOps`]).
+/// Without them those RPCs answer UNIMPLEMENTED.
+pub use crate::core::HostOps;
 
 /// The service implementation over a registry.
 #[derive(Clone)]

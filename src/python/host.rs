@@ -471,12 +471,10 @@ pub async fn run_script(script: &str, args: &[String]) -> Result<String> {
     .await
 }
 
-/// `RunFunction`/`RunScript` for the gRPC transport.
-#[cfg(feature = "grpc")]
+/// `RunFunction`/`RunScript` for the transports (gRPC, CLI).
 pub struct PyHostOps;
 
-#[cfg(feature = "grpc")]
-impl crate::grpc::HostOps for PyHostOps {
+impl crate::core::HostOps for PyHostOps {
     fn run_function(
         &self,
         module: String,

@@ -1159,7 +1159,14 @@ static GLOBAL: OnceLock<Pool> = OnceLock::new();
 
 /// The process-wide pool isolated tools use.
 pub fn global() -> &'static Pool {
-    GLOBAL.get_or_init(|| Pool::new(PoolConfig::default()))
+    GLOBAL.get_or_init(|| {
+        // Worker pipes live on the runtime: its shutdown kills and reaps the workers first.
+        crate::core::runtime::on_shutdown(
+            crate::core::runtime::ShutdownPhase::StopServices,
+            shutdown_global,
+        );
+        Pool::new(PoolConfig::default())
+    })
 }
 
 /// Shut the global pool down if it was ever used.
