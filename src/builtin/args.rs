@@ -262,13 +262,16 @@ mod drop_tests {
     async fn an_abandoned_call_cancels_its_body() {
         let stopped = Arc::new(AtomicBool::new(false));
         let seen = stopped.clone();
-        let tool = blocking_tool(ToolSpec::new("t"), move |_: &Call, _: Value, ctx: &CallContext| {
-            while !ctx.is_cancelled() {
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-            seen.store(true, Ordering::SeqCst);
-            Ok(Value::Null)
-        });
+        let tool = blocking_tool(
+            ToolSpec::new("t"),
+            move |_: &Call, _: Value, ctx: &CallContext| {
+                while !ctx.is_cancelled() {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                seen.store(true, Ordering::SeqCst);
+                Ok(Value::Null)
+            },
+        );
         let fut = tool.call(json!({}).into(), CallContext::new());
         // Dropped unfinished, as a gRPC deadline or a dropped task does.
         let _ = tokio::time::timeout(std::time::Duration::from_millis(20), fut).await;

@@ -1,4 +1,3 @@
-
 use super::text::splitlines_len;
 use super::*;
 use crate::builtin::testutil;
@@ -437,33 +436,62 @@ async fn fifos_devices_and_huge_files() {
     let r = reg();
     let d = tempfile::tempdir().unwrap();
     let fifo = p(&d, "pipe");
-    rustix::fs::mkfifoat(rustix::fs::CWD, fifo.as_str(), rustix::fs::Mode::from(0o600)).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        fifo.as_str(),
+        rustix::fs::Mode::from(0o600),
+    )
+    .unwrap();
     for args in [
         json!({"command": "view", "path": fifo}),
         json!({"command": "str_replace", "path": fifo, "old_str": "a"}),
         json!({"command": "view", "path": "/dev/zero", "view_range": [1, 1]}),
     ] {
         let msg = tool_err(&r, args).await;
-        assert!(msg.contains("not a regular file: only regular files can be viewed or edited"), "{msg}");
+        assert!(
+            msg.contains("not a regular file: only regular files can be viewed or edited"),
+            "{msg}"
+        );
     }
     // 4 GiB, sparse, one line: a view reads only what it shows.
     let big = p(&d, "big");
-    std::fs::File::create(&big).unwrap().set_len(4 << 30).unwrap();
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
     for args in [
         json!({"command": "view", "path": big}),
         json!({"command": "view", "path": big, "view_range": [1, 1]}),
     ] {
         let out = ok(&r, args).await;
-        assert!(out.ends_with(&format!("{TRUNCATED_MESSAGE}\n")), "{}", out.len());
+        assert!(
+            out.ends_with(&format!("{TRUNCATED_MESSAGE}\n")),
+            "{}",
+            out.len()
+        );
     }
-    let msg = tool_err(&r, json!({"command": "str_replace", "path": big, "old_str": "a"})).await;
+    let msg = tool_err(
+        &r,
+        json!({"command": "str_replace", "path": big, "old_str": "a"}),
+    )
+    .await;
     assert!(msg.contains("is larger than"), "{msg}");
     // A range stops after its last line; errors still know the line count.
     let f = p(&d, "lines.txt");
     std::fs::write(&f, "1\r\n2\r3\n4").unwrap();
-    let out = ok(&r, json!({"command": "view", "path": f, "view_range": [2, 3]})).await;
-    assert_eq!(out, format!("Here's the result of running `cat -n` on {f}:\n     2\t2\n     3\t3\n"));
-    let (_, msg) = invalid(&r, json!({"command": "view", "path": f, "view_range": [2, 9]})).await;
+    let out = ok(
+        &r,
+        json!({"command": "view", "path": f, "view_range": [2, 3]}),
+    )
+    .await;
+    assert_eq!(
+        out,
+        format!("Here's the result of running `cat -n` on {f}:\n     2\t2\n     3\t3\n")
+    );
+    let (_, msg) = invalid(
+        &r,
+        json!({"command": "view", "path": f, "view_range": [2, 9]}),
+    )
+    .await;
     assert!(msg.contains("number of lines in the file: `4`"), "{msg}");
 }
-

@@ -107,8 +107,7 @@ impl Scan {
     /// Nothing more can be shown, and the range is known to be valid (line `stop_at` exists:
     /// `stop_at - 1` breaks were seen), or no line count is needed.
     fn done(&self) -> bool {
-        self.full
-            && (self.stop_when_full || self.stop_at.is_some_and(|f| self.breaks + 1 >= f))
+        self.full && (self.stop_when_full || self.stop_at.is_some_and(|f| self.breaks + 1 >= f))
     }
 }
 

@@ -166,12 +166,14 @@ fn read_lines(
     let end = match end {
         None | Some(-1) => u64::MAX,
         Some(e) if e >= 1 => e as u64,
-        Some(e) => return Err(call.invalid(
-            "end_line",
-            format!(
+        Some(e) => {
+            return Err(call.invalid(
+                "end_line",
+                format!(
                 "end_line must be a line number (1-based) or -1 for the end of the file, got {e}"
             ),
-        )),
+            ))
+        }
     };
     if end < start {
         return Err(call.invalid(

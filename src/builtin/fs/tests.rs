@@ -1,8 +1,7 @@
-
 use super::*;
+use crate::builtin::testutil::{call, invalid, invalid_fields, registry, tool_err};
 use serde_json::Value;
 use std::os::unix::fs::FileTypeExt;
-use crate::builtin::testutil::{call, invalid, invalid_fields, registry, tool_err};
 
 fn reg() -> Registry {
     registry(register)
@@ -316,7 +315,10 @@ async fn fifos_and_devices_are_refused_without_blocking() {
         json!({"path": f, "start_line": 1, "end_line": 1}),
     ] {
         let msg = tool_err(&r, "fs.read", args).await;
-        assert!(msg.contains("it is a FIFO (named pipe), not a regular file"), "{msg}");
+        assert!(
+            msg.contains("it is a FIFO (named pipe), not a regular file"),
+            "{msg}"
+        );
     }
     for append in [false, true] {
         let msg = tool_err(
@@ -352,19 +354,38 @@ async fn reads_are_capped_and_streamed() {
     let p = f.display().to_string();
     let v = call(&r, "fs.read", json!({"path": p})).await;
     assert_eq!(v["length"], json!(DEFAULT_LIMIT));
-    assert_eq!((v["eof"].clone(), v["truncated"].clone()), (json!(false), json!(true)));
-    let v = call(&r, "fs.read", json!({"path": p, "limit": 10})).await;
-    assert_eq!((v["length"].clone(), v["truncated"].clone()), (json!(10), json!(false)));
-    // The first line alone is over the cap: its head comes back, marked.
-    let v = call(&r, "fs.read", json!({"path": p, "start_line": 1, "end_line": 1})).await;
     assert_eq!(
-        (v["length"].clone(), v["truncated"].clone(), v["end_line"].clone(), v["eof"].clone()),
+        (v["eof"].clone(), v["truncated"].clone()),
+        (json!(false), json!(true))
+    );
+    let v = call(&r, "fs.read", json!({"path": p, "limit": 10})).await;
+    assert_eq!(
+        (v["length"].clone(), v["truncated"].clone()),
+        (json!(10), json!(false))
+    );
+    // The first line alone is over the cap: its head comes back, marked.
+    let v = call(
+        &r,
+        "fs.read",
+        json!({"path": p, "start_line": 1, "end_line": 1}),
+    )
+    .await;
+    assert_eq!(
+        (
+            v["length"].clone(),
+            v["truncated"].clone(),
+            v["end_line"].clone(),
+            v["eof"].clone()
+        ),
         (json!(DEFAULT_LIMIT), json!(true), json!(1), json!(false))
     );
     // Beyond i64::MAX nothing can be: the end, not an OS error.
     for off in [u64::MAX, i64::MAX as u64 + 1] {
         let v = call(&r, "fs.read", json!({"path": p, "offset": off})).await;
-        assert_eq!((v["content"].clone(), v["eof"].clone()), (json!(""), json!(true)));
+        assert_eq!(
+            (v["content"].clone(), v["eof"].clone()),
+            (json!(""), json!(true))
+        );
     }
     let (field, msg) = invalid(&r, "fs.read", json!({"path": p, "limit": MAX_LIMIT + 1})).await;
     assert_eq!(field, "limit");
@@ -375,12 +396,21 @@ async fn reads_are_capped_and_streamed() {
     std::fs::write(&lines, line.repeat(9 * 1024)).unwrap();
     let v = call(&r, "fs.read", json!({"path": lines, "start_line": 1})).await;
     assert_eq!(
-        (v["end_line"].clone(), v["truncated"].clone(), v["eof"].clone(), v["length"].clone()),
+        (
+            v["end_line"].clone(),
+            v["truncated"].clone(),
+            v["eof"].clone(),
+            v["length"].clone()
+        ),
         (json!(8192), json!(true), json!(false), json!(DEFAULT_LIMIT))
     );
     let v = call(&r, "fs.read", json!({"path": lines, "start_line": 8193})).await;
     assert_eq!(
-        (v["end_line"].clone(), v["truncated"].clone(), v["eof"].clone()),
+        (
+            v["end_line"].clone(),
+            v["truncated"].clone(),
+            v["eof"].clone()
+        ),
         (json!(9216), json!(false), json!(true))
     );
 }
@@ -391,7 +421,12 @@ async fn proc_files_read_despite_size_zero() {
     let v = call(&r, "fs.read", json!({"path": "/proc/self/status"})).await;
     assert!(v["content"].as_str().unwrap().contains("Pid:"));
     assert_eq!(v["eof"], json!(true));
-    let v = call(&r, "fs.read", json!({"path": "/proc/self/status", "start_line": 1, "end_line": 1})).await;
+    let v = call(
+        &r,
+        "fs.read",
+        json!({"path": "/proc/self/status", "start_line": 1, "end_line": 1}),
+    )
+    .await;
     assert!(v["content"].as_str().unwrap().starts_with("Name:"));
 }
 
@@ -408,7 +443,12 @@ async fn non_utf8_names_round_trip_and_bad_paths_are_named() {
     let raw = e["absolute_path_base64"].as_str().unwrap().to_string();
     let v = call(&r, "fs.read", json!({"path_base64": raw})).await;
     assert_eq!(v["content"], json!("latin"));
-    call(&r, "fs.write", json!({"path_base64": raw, "content": "new"})).await;
+    call(
+        &r,
+        "fs.write",
+        json!({"path_base64": raw, "content": "new"}),
+    )
+    .await;
     assert_eq!(std::fs::read(d.path().join(name)).unwrap(), b"new");
     invalid_fields(
         &r,
@@ -433,7 +473,10 @@ async fn writes_are_atomic_and_keep_mode() {
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o700)).unwrap();
     call(&r, "fs.write", json!({"path": f, "content": "new"})).await;
     assert_eq!(std::fs::read_to_string(&f).unwrap(), "new");
-    assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
     assert_eq!(left.len(), 1, "no temporary file is left behind");
 }
@@ -446,7 +489,12 @@ async fn list_never_follows_symlink_loops() {
     std::os::unix::fs::symlink("..", d.path().join("sub/up")).unwrap();
     std::os::unix::fs::symlink("self", d.path().join("self")).unwrap();
     let v = call(&r, "fs.list", json!({"path": d.path(), "recursive": true})).await;
-    let names: Vec<_> = v["entries"].as_array().unwrap().iter().map(|e| e["path"].clone()).collect();
+    let names: Vec<_> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].clone())
+        .collect();
     assert_eq!(names, [json!("self"), json!("sub"), json!("sub/up")]);
     let msg = tool_err(&r, "fs.read", json!({"path": d.path().join("self")})).await;
     assert!(msg.contains("os error 40"), "{msg}");

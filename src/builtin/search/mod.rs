@@ -28,6 +28,9 @@ use crate::core::{CallContext, CancelToken, Registry, Result, ToolSpec};
 /// file) ends that file's search with an error instead of growing the buffer without bound.
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
+/// The most memory a compiled search pattern may take.
+pub const MAX_REGEX_BYTES: usize = 10 * 1024 * 1024;
+
 #[derive(Deserialize)]
 struct DirArgs {
     search_term: String,
@@ -87,6 +90,8 @@ fn matcher(
     };
     RegexMatcherBuilder::new()
         .line_terminator(Some(b'\n'))
+        // Bounded compile memory: `\(a\{1000\}\)\{1000\}` is refused, not built.
+        .size_limit(MAX_REGEX_BYTES)
         .case_insensitive(icase.unwrap_or(false))
         .fixed_strings(fixed)
         .build(&pattern)

@@ -1,7 +1,6 @@
-
 use super::*;
-use crate::core::Error;
 use crate::builtin::testutil::{call, invalid_fields, output, registry, tool_err};
+use crate::core::Error;
 
 fn reg() -> Registry {
     registry(register)
@@ -291,26 +290,54 @@ async fn fifos_loops_and_hostile_patterns() {
     let r = reg();
     let (_d, root) = tree();
     let fifo = format!("{root}/pkg/pipe");
-    rustix::fs::mkfifoat(rustix::fs::CWD, fifo.as_str(), rustix::fs::Mode::from(0o600)).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        fifo.as_str(),
+        rustix::fs::Mode::from(0o600),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("..", format!("{root}/pkg/up")).unwrap();
     std::os::unix::fs::symlink("loop", format!("{root}/loop")).unwrap();
-    let v = call(&r, "search.dir", json!({"search_term": "foo(", "dir": root})).await;
+    let v = call(
+        &r,
+        "search.dir",
+        json!({"search_term": "foo(", "dir": root}),
+    )
+    .await;
     assert_eq!(v["total_matches"], json!(3));
-    let v = call(&r, "search.find_file", json!({"file_name": "*", "dir": root})).await;
+    let v = call(
+        &r,
+        "search.find_file",
+        json!({"file_name": "*", "dir": root}),
+    )
+    .await;
     assert_eq!(v["total_matches"], json!(4));
     let msg = tool_err(&r, "search.file", json!({"search_term": "x", "file": fifo})).await;
     assert!(msg.starts_with("File name"), "{msg}");
-    let msg = tool_err(&r, "search.dir", json!({"search_term": "x", "dir": format!("{root}/loop")})).await;
+    let msg = tool_err(
+        &r,
+        "search.dir",
+        json!({"search_term": "x", "dir": format!("{root}/loop")}),
+    )
+    .await;
     assert!(msg.starts_with("Directory"), "{msg}");
     // Linear-time regexes: nested stars on a long line finish; a huge repetition is refused.
     let long = format!("{root}/long.txt");
     std::fs::write(&long, "a".repeat(100_000)).unwrap();
-    let v = call(&r, "search.file", json!({"search_term": r"\(a*\)*b", "file": long})).await;
+    let v = call(
+        &r,
+        "search.file",
+        json!({"search_term": r"\(a*\)*b", "file": long}),
+    )
+    .await;
     assert_eq!(v["total_matches"], json!(0));
     invalid_fields(
         &r,
         "search.file",
-        vec![(json!({"search_term": r"\(a\{1000\}\)\{1000\}", "file": long}), "search_term")],
+        vec![(
+            json!({"search_term": r"\(a\{1000\}\)\{1000\}", "file": long}),
+            "search_term",
+        )],
     )
     .await;
     // A line over the searcher's memory cap is an error for search.file, skipped by search.dir.
