@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any, Dict
 
@@ -132,6 +133,37 @@ def test_sparse_8gib_file_reads_are_bounded(sparse: Path):
     assert "is larger than" in tool_error("edit", {"command": "str_replace", "path": str(sparse), "old_str": "a"})
     grown_mib = (rss_kib() - before) / 1024
     assert grown_mib < 512, f"RSS grew by {grown_mib:.0f} MiB"
+
+
+def open_fds_on(path: Path) -> int:
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == str(path):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+@pytest.mark.parametrize(
+    "name,args",
+    [
+        ("fs.read", {"start_line": 2}),
+        ("edit", {"command": "view", "view_range": [2, 3]}),
+        ("search.file", {"search_term": "x"}),
+    ],
+)
+def test_a_timed_out_scan_stops_and_closes_the_file(sparse: Path, name: str, args: Dict[str, Any]):
+    key = "file" if name == "search.file" else "path"
+    try:
+        agent_runtime.call(name, dict(args, **{key: str(sparse)}), timeout=0.2)
+    except (agent_runtime.ToolTimeout, ToolError, InvalidArguments):
+        pass
+    deadline = time.monotonic() + 60
+    while open_fds_on(sparse) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert open_fds_on(sparse) == 0, "the abandoned call still holds the file"
 
 
 def test_limits_and_offsets_beyond_what_the_os_takes(tmp_path: Path):

@@ -95,6 +95,12 @@ fn push_literal(out: &mut String, c: char) {
     out.push(c);
 }
 
+/// The POSIX character classes grep knows.
+const CLASSES: &[&str] = &[
+    "alnum", "alpha", "blank", "cntrl", "digit", "graph", "lower", "print", "punct", "space",
+    "upper", "xdigit",
+];
+
 /// Copy the bracket expression starting at `chars[i] == '['`; returns the index after it.
 fn bracket(chars: &[char], mut i: usize, out: &mut String) -> std::result::Result<usize, String> {
     const UNMATCHED: &str = "unmatched [, [^, [:, [., or [=";
@@ -119,6 +125,10 @@ fn bracket(chars: &[char], mut i: usize, out: &mut String) -> std::result::Resul
                 let end = (i + 2..chars.len().saturating_sub(1))
                     .find(|&k| chars[k] == ':' && chars[k + 1] == ']')
                     .ok_or(UNMATCHED)?;
+                let name: String = chars[i + 2..end].iter().collect();
+                if !CLASSES.contains(&name.as_str()) {
+                    return Err(format!("invalid character class [:{name}:]"));
+                }
                 out.extend(&chars[i..end + 2]);
                 i = end + 2;
                 continue;
@@ -166,6 +176,9 @@ mod tests {
             .unwrap_err()
             .contains("back-references"));
         assert!(bre_to_regex("[abc").unwrap_err().contains("unmatched ["));
+        assert!(bre_to_regex("[[:nope:]]")
+            .unwrap_err()
+            .contains("invalid character class [:nope:]"));
         assert!(bre_to_regex(r"\(a").unwrap_err().contains("unmatched ("));
         assert!(bre_to_regex(r"a\)").unwrap_err().contains("unmatched )"));
         assert!(bre_to_regex("a\\")
