@@ -24,7 +24,8 @@ pub(super) struct ReadArgs {
     offset: Option<u64>,
     limit: Option<u64>,
     start_line: Option<u64>,
-    end_line: Option<i64>,
+    /// Any JSON number: -1, a line number of any size, or an error naming what was given.
+    end_line: Option<serde_json::Number>,
 }
 
 pub(super) fn read(call: &Call, a: ReadArgs, ctx: &CallContext) -> Result<Value> {
@@ -160,13 +161,13 @@ fn read_lines(
     ctx: &CallContext,
     path: &Path,
     start: Option<u64>,
-    end: Option<i64>,
+    end: Option<serde_json::Number>,
 ) -> Result<Value> {
     let start = start.unwrap_or(1);
-    let end = match end {
-        None | Some(-1) => u64::MAX,
-        Some(e) if e >= 1 => e as u64,
-        Some(e) => {
+    let end = match end.map(|e| (e.as_i64(), e.as_u64(), e)) {
+        None | Some((Some(-1), _, _)) => u64::MAX,
+        Some((_, Some(e), _)) if e >= 1 => e,
+        Some((_, _, e)) => {
             return Err(call.invalid(
                 "end_line",
                 format!(

@@ -387,6 +387,13 @@ async fn reads_are_capped_and_streamed() {
             (json!(""), json!(true))
         );
     }
+    let v = call(
+        &r,
+        "fs.read",
+        json!({"path": p, "start_line": 1, "end_line": u64::MAX}),
+    )
+    .await;
+    assert_eq!(v["truncated"], json!(true));
     let (field, msg) = invalid(&r, "fs.read", json!({"path": p, "limit": MAX_LIMIT + 1})).await;
     assert_eq!(field, "limit");
     assert!(msg.contains(&(MAX_LIMIT + 1).to_string()), "{msg}");
