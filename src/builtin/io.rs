@@ -152,8 +152,8 @@ pub(crate) fn read_capped(
     Ok((out, more))
 }
 
-/// A reader that fails with `Interrupted`-free "cancelled" errors once `cancel` fires, for
-/// consumers (the grep searcher) that read in their own loop.
+/// A reader that fails with a "cancelled" error once `cancel` fires, for consumers (the grep
+/// searcher) that read in their own loop.
 pub(crate) struct CancelRead<'a, R> {
     pub inner: R,
     pub cancel: &'a CancelToken,
