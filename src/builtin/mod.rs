@@ -1,18 +1,20 @@
 //! Tools implemented in Rust and shipped with the runtime. None is registered by default:
 //! [`register_groups`] opts in by group.
 
+mod args;
 pub mod diag;
 pub mod edit;
 pub mod fs;
+mod io;
 pub mod search;
 pub mod shell;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use crate::core::{CallContext, Error, FnTool, Registry, Result, ToolSpec};
+use crate::core::{Error, Registry, Result};
+pub(crate) use args::{blocking_tool, Call};
 
 /// Every built-in group, in registration order.
 pub const GROUPS: &[&str] = &["diag", "fs", "edit", "search", "shell"];
@@ -49,99 +51,6 @@ pub(crate) fn obj(props: Value, required: &[&str]) -> Value {
     json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
 }
 
-/// A tool whose body does blocking work (file I/O, tree walks): it runs on tokio's blocking
-/// pool so it never stalls a runtime worker. Long bodies should poll `ctx.is_cancelled()`.
-pub(crate) fn blocking_tool<F>(spec: ToolSpec, f: F) -> FnTool
-where
-    F: Fn(&Args, &CallContext) -> Result<Value> + Send + Sync + 'static,
-{
-    let f = Arc::new(f);
-    let name: Arc<str> = Arc::from(spec.name.as_str());
-    FnTool::new(spec, move |v, ctx| {
-        let f = f.clone();
-        let name = name.clone();
-        async move {
-            let args = Args {
-                tool: name.clone(),
-                v,
-            };
-            match tokio::task::spawn_blocking(move || f(&args, &ctx)).await {
-                Ok(r) => r,
-                // Re-raise so the registry turns it into `Error::Tool` like any tool panic.
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(_) => Err(Error::Cancelled {
-                    tool: name.to_string(),
-                }),
-            }
-        }
-    })
-}
-
-/// Validated arguments of a built-in tool, with typed accessors (the schema already checked
-/// the types, so accessors only supply defaults) and errors that name the tool and field.
-pub(crate) struct Args {
-    tool: Arc<str>,
-    v: Value,
-}
-
-impl Args {
-    pub(crate) fn tool(&self) -> &str {
-        &self.tool
-    }
-
-    fn get(&self, key: &str) -> Option<&Value> {
-        self.v.get(key).filter(|v| !v.is_null())
-    }
-
-    pub(crate) fn has(&self, key: &str) -> bool {
-        self.get(key).is_some()
-    }
-
-    pub(crate) fn str(&self, key: &str) -> Option<&str> {
-        self.get(key).and_then(Value::as_str)
-    }
-
-    pub(crate) fn str_or<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
-        self.str(key).unwrap_or(default)
-    }
-
-    pub(crate) fn bool_or(&self, key: &str, default: bool) -> bool {
-        self.get(key).and_then(Value::as_bool).unwrap_or(default)
-    }
-
-    pub(crate) fn i64(&self, key: &str) -> Option<i64> {
-        self.get(key).and_then(Value::as_i64)
-    }
-
-    pub(crate) fn u64(&self, key: &str) -> Option<u64> {
-        self.get(key).and_then(Value::as_u64)
-    }
-
-    pub(crate) fn array(&self, key: &str) -> Option<&Vec<Value>> {
-        self.get(key).and_then(Value::as_array)
-    }
-
-    /// `InvalidArguments` at `field`.
-    pub(crate) fn invalid(&self, field: &str, message: impl Into<String>) -> Error {
-        Error::InvalidArguments {
-            tool: self.tool.to_string(),
-            path: field.to_string(),
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn fail(&self, message: impl Into<String>) -> Error {
-        Error::tool(self.tool.as_ref(), message)
-    }
-
-    /// A required string (the schema guarantees presence; this keeps a bad schema from
-    /// turning into a silent default).
-    pub(crate) fn req_str(&self, key: &str) -> Result<&str> {
-        self.str(key)
-            .ok_or_else(|| self.invalid(key, format!("`{key}` is required")))
-    }
-}
-
 /// `{"type": [t, "null"]}`: optional fields accept an explicit null (MCP and Python callers
 /// often send one for "not given").
 pub(crate) fn nullable(schema: Value) -> Value {
@@ -160,8 +69,8 @@ pub(crate) fn nullable(schema: Value) -> Value {
 
 /// `path` with `.` components, repeated and trailing slashes removed (what Python's `Path(p)`
 /// prints, which the SWE-agent messages show).
-pub(crate) fn clean_path(p: &str) -> PathBuf {
-    let cleaned: PathBuf = Path::new(p).components().collect();
+pub(crate) fn clean_path(p: impl AsRef<Path>) -> PathBuf {
+    let cleaned: PathBuf = p.as_ref().components().collect();
     if cleaned.as_os_str().is_empty() {
         PathBuf::from(".")
     } else {
