@@ -9,7 +9,12 @@ import sys
 import time
 from typing import Any, List
 
-from agent_runtime import tool
+from agent_runtime import Context, tool
+
+
+def write_marker_text(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def write_marker(path: str) -> None:
@@ -90,6 +95,15 @@ def iso_result(kind: str, depth: int = 1000) -> Any:
 
 
 @tool(isolated=True)
+def iso_bad_progress(ctx: Context) -> str:
+    """Progress reports JSON cannot carry."""
+    ctx.progress(math.nan)
+    ctx.progress(1, math.inf, "inf total")
+    ctx.progress(2, 2, "bad \udcff text")
+    return "done"
+
+
+@tool(isolated=True)
 def iso_pid_w() -> int:
     """The worker's pid."""
     return os.getpid()
@@ -139,7 +153,7 @@ async def iso_async_stubborn(seconds: float) -> str:
 @tool(isolated=True)
 async def iso_async_block(seconds: float) -> str:
     """Block the worker's event loop."""
-    time.sleep(seconds)
+    time.sleep(seconds)  # noqa: ASYNC251 - the point: a tool that blocks its loop
     return "blocked done"
 
 
@@ -147,7 +161,6 @@ async def iso_async_block(seconds: float) -> str:
 async def iso_async_nap(seconds: float, marker: str = "") -> int:
     """A well-behaved async call."""
     if marker:
-        with open(marker, "w") as f:
-            f.write(str(os.getpid()))
+        write_marker_text(marker, str(os.getpid()))
     await asyncio.sleep(seconds)
     return os.getpid()

@@ -20,7 +20,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import iso_tools_worker
-from test_isolation import alive, configure, wait_gone, worker_pids
+from test_isolation import configure, wait_gone, worker_pids
 
 
 @pytest.fixture(autouse=True)
@@ -115,7 +115,8 @@ def test_no_unpickling_anywhere_in_the_package():
     for dirpath, _, files in os.walk(root):
         for f in files:
             if f.endswith(".py"):
-                text = open(os.path.join(dirpath, f), encoding="utf-8").read()
+                with open(os.path.join(dirpath, f), encoding="utf-8") as fh:
+                    text = fh.read()
                 for bad in ("pickle.loads", "pickle.load(", "marshal.loads", "import pickle"):
                     assert bad not in text, f"{f}: {bad}"
 
@@ -149,6 +150,12 @@ def test_big_ints_cross_exactly_or_raise_conversion_error():
         ar.call("iso_echo", {"value": 2**100 + 1})
     assert ar.call("iso_echo", {"value": 2**64 - 1}) == 2**64 - 1
     assert ar.call("iso_echo", {"value": -(2**63)}) == -(2**63)
+
+
+def test_progress_that_json_cannot_carry_does_not_fail_the_call():
+    seen: List[Any] = []
+    assert ar.call("iso_bad_progress", on_progress=lambda *a: seen.append(a)) == "done"
+    assert seen == [(1.0, None, "inf total"), (2.0, 2.0, "bad \\udcff text")]
 
 
 # ---------------------------------------------------------------- forks
@@ -229,9 +236,10 @@ mode = os.environ["FAKE_MODE"]
 inp, out = sys.stdin.buffer, sys.stdout.buffer
 def frame(body):
     out.write(struct.pack("<I", len(body)) + body); out.flush()
-frame(json.dumps({"t": "ready", "pid": os.getpid()}).encode())
 if mode == "closestdin":
     os.close(0)
+frame(json.dumps({"t": "ready", "pid": os.getpid()}).encode())
+if mode == "closestdin":
     time.sleep(60)
 while True:
     head = inp.read(4)

@@ -25,6 +25,7 @@ import importlib
 import io
 import json
 import logging
+import math
 import os
 import re
 import struct
@@ -200,10 +201,15 @@ class WorkerContext:
             raise asyncio.CancelledError()
 
     def progress(self, done: float, total: Optional[float] = None, message: Optional[str] = None) -> None:
-        """Report progress to the caller."""
-        self._out.send(
-            {"t": "progress", "id": self._id, "done": float(done), "total": None if total is None else float(total), "message": message}
-        )
+        """Report progress to the caller (non-finite numbers cannot cross JSON: such a report is
+        dropped, a non-finite total sent as unknown)."""
+        d = float(done)
+        t = None if total is None else float(total)
+        if not math.isfinite(d):
+            return
+        if t is not None and not math.isfinite(t):
+            t = None
+        self._out.send({"t": "progress", "id": self._id, "done": d, "total": t, "message": None if message is None else _text(str(message))})
 
     def log(self, message: str, level: str = "info") -> None:
         """Log ``message`` on the ``agent_runtime.tools`` logger (the worker's stderr)."""
@@ -241,7 +247,7 @@ class _Out:
                 n = os.write(self.fd, data)
 
     def send(self, msg: Dict[str, Any]) -> None:
-        self.raw(json.dumps(msg, separators=(",", ":")).encode())
+        self.raw(json.dumps(msg, separators=(",", ":"), allow_nan=False).encode())
 
     def ok(self, rid: int, value: Any) -> None:
         try:

@@ -96,8 +96,7 @@ async fn cancel_async(lease: Lease, id: u64, tool: Arc<str>) {
         grace.as_secs_f64()
     );
     let ping_every = grace.max(Duration::from_millis(100));
-    w.stuck
-        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    w.stuck.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     loop {
         if w.dying.load(std::sync::atomic::Ordering::Acquire) {
             break;
@@ -114,10 +113,12 @@ async fn cancel_async(lease: Lease, id: u64, tool: Arc<str>) {
             ));
             break;
         }
-        if tokio::time::timeout(ping_every, settled(&w, id)).await.is_ok() {
+        if tokio::time::timeout(ping_every, settled(&w, id))
+            .await
+            .is_ok()
+        {
             // It did stop after all.
-            w.stuck
-                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            w.stuck.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
             return;
         }
     }

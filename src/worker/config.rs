@@ -140,3 +140,76 @@ pub struct PoolStats {
     pub recycled: u64,
     pub calls: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_no_worker_could_start_with_are_refused_by_name() {
+        let ok = PoolConfig::default();
+        assert!(ok.validate().is_ok());
+        let cases: Vec<(PoolConfig, &str)> = vec![
+            (
+                PoolConfig {
+                    size: 0,
+                    ..ok.clone()
+                },
+                "size",
+            ),
+            (
+                PoolConfig {
+                    max_async_per_worker: 0,
+                    ..ok.clone()
+                },
+                "max_async_per_worker",
+            ),
+            (
+                PoolConfig {
+                    max_calls: Some(0),
+                    ..ok.clone()
+                },
+                "max_calls",
+            ),
+            (
+                PoolConfig {
+                    recycle_rss_mb: Some(0),
+                    ..ok.clone()
+                },
+                "memory limits",
+            ),
+            (
+                PoolConfig {
+                    env: vec![("A=B".into(), "x".into())],
+                    ..ok.clone()
+                },
+                "'='",
+            ),
+            (
+                PoolConfig {
+                    env: vec![("A".into(), "x\0y".into())],
+                    ..ok.clone()
+                },
+                "NUL",
+            ),
+            (
+                PoolConfig {
+                    args: vec!["-\0m".into()],
+                    ..ok.clone()
+                },
+                "NUL",
+            ),
+            (
+                PoolConfig {
+                    cwd: Some("/a\0b".into()),
+                    ..ok.clone()
+                },
+                "NUL",
+            ),
+        ];
+        for (cfg, what) in cases {
+            let e = cfg.validate().unwrap_err();
+            assert!(e.contains(what), "{e}");
+        }
+    }
+}

@@ -324,7 +324,12 @@ impl Pool {
         if self.state().epoch != epoch {
             return Err(Error::Runtime("the isolation pool was shut down".into()));
         }
-        let (w, ready) = process::spawn(self, &cfg, gen, epoch)?;
+        // fork/exec and the cwd check are blocking syscalls: off the tokio workers.
+        let p = self.clone();
+        let c = cfg.clone();
+        let (w, ready) = tokio::task::spawn_blocking(move || process::spawn(&p, &c, gen, epoch))
+            .await
+            .map_err(|e| Error::Runtime(format!("worker start failed: {e}")))??;
         guard.w = Some(w.clone());
         let ok = tokio::time::timeout(cfg.start_timeout, ready).await;
         let mut st = self.state();

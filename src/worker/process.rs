@@ -436,7 +436,9 @@ fn deliver(w: &Worker, reply: Reply) {
                 original,
             })
         }),
-        Reply::Conv { id, path, message } => w.settle(id, |_| Err(Error::conversion(path, message))),
+        Reply::Conv { id, path, message } => {
+            w.settle(id, |_| Err(Error::conversion(path, message)))
+        }
         Reply::Pong { id } => {
             if let Some(tx) = w.pings.lock().remove(&id) {
                 let _ = tx.send(());
@@ -467,7 +469,10 @@ fn deliver(w: &Worker, reply: Reply) {
 
 /// Block until `pid` has exited, leaving it unreaped (a zombie keeps its pid and group ours).
 fn wait_exit(pid: u32) {
-    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return;
     };
     let opts = rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT;
