@@ -104,6 +104,15 @@ def iso_bad_progress(ctx: Context) -> str:
 
 
 @tool(isolated=True)
+def iso_stderr_flood(mb: int) -> None:
+    """Write ``mb`` MiB to stderr without a newline, then die."""
+    chunk = b"e" * (1 << 20)
+    for _ in range(mb):
+        os.write(2, chunk)
+    os._exit(1)
+
+
+@tool(isolated=True)
 def iso_pid_w() -> int:
     """The worker's pid."""
     return os.getpid()

@@ -158,6 +158,15 @@ def test_progress_that_json_cannot_carry_does_not_fail_the_call():
     assert seen == [(1.0, None, "inf total"), (2.0, 2.0, "bad \\udcff text")]
 
 
+def test_stderr_without_newlines_is_not_buffered_whole(capfd):
+    with pytest.raises(ar.WorkerCrashed) as ei:
+        ar.call("iso_stderr_flood", {"mb": 8})
+    assert ei.value.exit_code == 1
+    # Kept in 16 KiB pieces, the last 40 of them at most.
+    assert 0 < len(ei.value.stderr_tail) <= 40 * (16 * 1024 + 1)
+    capfd.readouterr()
+
+
 # ---------------------------------------------------------------- forks
 
 

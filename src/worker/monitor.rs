@@ -44,6 +44,7 @@ fn monitor(pool: Weak<Inner>) {
         let cfg = p.config();
         // Busy workers whose memory to check, collected under the lock, read after it.
         let mut busy: Vec<Arc<Worker>> = Vec::new();
+        let mut lingering: Vec<Arc<Worker>> = Vec::new();
         {
             let mut st = p.state();
             let now = Instant::now();
@@ -52,7 +53,7 @@ fn monitor(pool: Weak<Inner>) {
             for s in st.slots.iter_mut() {
                 if let Some(since) = s.retiring {
                     if now.duration_since(since) > RETIRE_GRACE && s.in_flight == 0 {
-                        s.w.kill("did not exit within 5s of being retired");
+                        lingering.push(s.w.clone());
                     }
                     continue;
                 }
@@ -66,6 +67,10 @@ fn monitor(pool: Weak<Inner>) {
                     }
                 }
             }
+        }
+        // Signals too are sent after the lock is released.
+        for w in lingering {
+            w.kill("did not exit within 5s of being retired");
         }
         if let Some(max) = cfg.max_rss_mb {
             for w in &busy {

@@ -26,6 +26,9 @@ use crate::core::{runtime, Error, Opaque, ProgressSink, Result};
 /// How many stderr lines a crash report keeps.
 const TAIL_LINES: usize = 40;
 
+/// Longest stderr line kept whole (longer ones are forwarded and kept in pieces).
+const LINE_MAX: usize = 16 * 1024;
+
 /// How long a worker that closed its reply pipe may take to exit before it is killed.
 const EXIT_AFTER_EOF: Duration = Duration::from_secs(2);
 
@@ -331,24 +334,47 @@ pub(super) fn spawn(
     Ok((w, ready_rx))
 }
 
+/// Forward the worker's stderr line by line (a line longer than [`LINE_MAX`] goes out in
+/// pieces: a worker printing without newlines cannot make the host buffer it all), keeping
+/// the last [`TAIL_LINES`] lines for crash reports.
 fn forward_stderr(stderr: std::process::ChildStderr, tail: Arc<Mutex<VecDeque<String>>>) {
     let mut r = BufReader::new(stderr);
     let mut line = Vec::new();
-    loop {
+    let mut emit = |line: &mut Vec<u8>| {
+        // The worker's prints and logs belong on the host's stderr, as in-process ones.
+        let _ = std::io::stderr().write_all(line);
+        let text = String::from_utf8_lossy(line).trim_end().to_string();
         line.clear();
-        match std::io::BufRead::read_until(&mut r, b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                // The worker's prints and logs belong on the host's stderr, as in-process ones.
-                let _ = std::io::stderr().write_all(&line);
-                let text = String::from_utf8_lossy(&line).trim_end().to_string();
-                let mut t = tail.lock();
-                if t.len() == TAIL_LINES {
-                    t.pop_front();
-                }
-                t.push_back(text);
-            }
+        let mut t = tail.lock();
+        if t.len() == TAIL_LINES {
+            t.pop_front();
         }
+        t.push_back(text);
+    };
+    loop {
+        let n = match std::io::BufRead::fill_buf(&mut r) {
+            Ok([]) => break,
+            Ok(chunk) => {
+                for piece in chunk.split_inclusive(|b| *b == b'\n') {
+                    let mut piece = piece;
+                    while !piece.is_empty() {
+                        let take = piece.len().min(LINE_MAX - line.len());
+                        line.extend_from_slice(&piece[..take]);
+                        piece = &piece[take..];
+                        if line.len() == LINE_MAX || line.ends_with(b"\n") {
+                            emit(&mut line);
+                        }
+                    }
+                }
+                chunk.len()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        std::io::BufRead::consume(&mut r, n);
+    }
+    if !line.is_empty() {
+        emit(&mut line);
     }
 }
 
