@@ -340,7 +340,7 @@ pub(super) fn spawn(
 fn forward_stderr(stderr: std::process::ChildStderr, tail: Arc<Mutex<VecDeque<String>>>) {
     let mut r = BufReader::new(stderr);
     let mut line = Vec::new();
-    let mut emit = |line: &mut Vec<u8>| {
+    let emit = |line: &mut Vec<u8>| {
         // The worker's prints and logs belong on the host's stderr, as in-process ones.
         let _ = std::io::stderr().write_all(line);
         let text = String::from_utf8_lossy(line).trim_end().to_string();
