@@ -9,7 +9,6 @@ import math
 import os
 import stat
 import sys
-import time
 from typing import Any, List
 
 import agent_runtime as ar
@@ -173,15 +172,13 @@ def test_stderr_without_newlines_is_not_buffered_whole(capfd):
 @pytest.mark.parametrize("raw", [False, True])
 def test_a_worker_that_forks_and_exits_is_worker_crashed_at_once(tmp_path, raw):
     marker = tmp_path / "child"
-    t0 = time.monotonic()
+    # WorkerCrashed, not the ToolTimeout a child holding the reply pipe used to cause.
     with pytest.raises(ar.WorkerCrashed) as ei:
         ar.call("iso_fork_exit", {"marker": str(marker), "raw": raw}, timeout=60)
-    took = time.monotonic() - t0
     assert ei.value.exit_code == 0 and ei.value.tool == "iso_fork_exit"
     # Its child (which may hold the reply pipe) went with it.
     child = int(marker.read_text())
     assert wait_gone(child), f"forked child {child} survived"
-    assert took < 30, took  # not the 60 s timeout
     assert ar.call("iso_echo", {"value": 1}) == 1
 
 
