@@ -373,17 +373,26 @@ fn check_reply(reply: &Reply, body: &[u8]) {
         Reply::Err {
             id,
             type_name,
+            module,
             message,
             traceback,
-            pickle,
+            args,
         } => {
             kind == Some("err")
                 && id_ok(id)
                 && v.get("type").and_then(Value::as_str) == Some(type_name.as_str())
                 && v.get("message").and_then(Value::as_str) == Some(message.as_str())
+                && text("module") == module.as_deref()
                 && text("traceback") == traceback.as_deref()
-                && text("pickle") == pickle.as_deref()
+                && text("args") == args.as_deref()
         }
+        Reply::Conv { id, path, message } => {
+            kind == Some("conv")
+                && id_ok(id)
+                && v.get("path").and_then(Value::as_str) == Some(path.as_str())
+                && v.get("message").and_then(Value::as_str) == Some(message.as_str())
+        }
+        Reply::Pong { id } => kind == Some("pong") && id_ok(id),
         Reply::Progress {
             id,
             done,
@@ -473,8 +482,11 @@ pub fn worker_frame(data: &[u8]) {
             Ok(reply) => {
                 check_reply(&reply, body);
                 // The pool's fallback for undecodable replies reads the same id.
-                if let Reply::Ok { id, .. } | Reply::Err { id, .. } | Reply::Progress { id, .. } =
-                    reply
+                if let Reply::Ok { id, .. }
+                | Reply::Err { id, .. }
+                | Reply::Conv { id, .. }
+                | Reply::Pong { id }
+                | Reply::Progress { id, .. } = reply
                 {
                     assert_eq!(protocol::reply_id(body), Some(id), "reply_id disagrees");
                 }
@@ -519,5 +531,6 @@ pub fn worker_frame(data: &[u8]) {
         };
         check_request(&req, &expected);
         check_request(&Request::Cancel { id }, &json!({"op": "cancel", "id": id}));
+        check_request(&Request::Ping { id }, &json!({"op": "ping", "id": id}));
     }
 }

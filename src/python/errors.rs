@@ -262,16 +262,16 @@ pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
     }
 }
 
-/// The exception an isolated tool raised, unpickled (so the caller catches the same type),
-/// with the worker's traceback as its `__cause__`; None if it cannot be rebuilt.
+/// The exception an isolated tool raised, rebuilt by class name from the classes this process
+/// has already imported and its JSON `args` (never unpickled), with the worker's traceback as
+/// its `__cause__`; None if it cannot be rebuilt (the caller then gets `ToolError`).
 fn rebuild_remote(py: Python<'_>, r: &RemoteException, tb: Option<&str>) -> Option<PyErr> {
     static REBUILD: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let data = r.pickle.as_deref()?;
     let f = REBUILD
         .import(py, "agent_runtime._worker", "rebuild_exception")
         .ok()?;
     let exc = f
-        .call1((pyo3::types::PyBytes::new(py, data), tb))
+        .call1((&r.module, &r.qualname, &r.args, tb))
         .ok()
         .filter(|e| !e.is_none())?;
     Some(PyErr::from_value(exc))

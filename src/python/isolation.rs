@@ -7,16 +7,12 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::errors::to_pyerr;
+use crate::core::duration::positive_secs;
 use crate::worker::{global, PoolConfig};
 
-fn secs(name: &str, v: Option<f64>) -> PyResult<Option<Duration>> {
-    match v {
-        None => Ok(None),
-        Some(t) if t.is_finite() && t > 0.0 => Ok(Some(Duration::from_secs_f64(t))),
-        Some(t) => Err(PyValueError::new_err(format!(
-            "{name} must be a positive number of seconds, got {t}"
-        ))),
-    }
+/// User seconds (NaN, negative and zero refused; huge clamped to "forever").
+fn secs(name: &str, v: f64) -> PyResult<Duration> {
+    positive_secs(name, v).map_err(PyValueError::new_err)
 }
 
 /// Configure the pool of worker processes that run isolated tools (the package's
@@ -42,12 +38,6 @@ pub fn _configure_isolation(
     start_timeout: f64,
     cancel_grace: f64,
 ) -> PyResult<()> {
-    if max_calls == Some(0) {
-        return Err(PyValueError::new_err("max_calls must be at least 1"));
-    }
-    if max_rss_mb == Some(0) || recycle_rss_mb == Some(0) {
-        return Err(PyValueError::new_err("memory limits must be at least 1 MB"));
-    }
     let pool = global();
     let defaults = PoolConfig::default();
     let cfg = PoolConfig {
@@ -60,13 +50,14 @@ pub fn _configure_isolation(
         max_calls,
         max_rss_mb,
         recycle_rss_mb,
-        idle_timeout: secs("idle_timeout", idle_timeout)?,
+        idle_timeout: idle_timeout.map(|t| secs("idle_timeout", t)).transpose()?,
         max_async_per_worker,
-        start_timeout: secs("start_timeout", Some(start_timeout))?
-            .unwrap_or(defaults.start_timeout),
-        cancel_grace: secs("cancel_grace", Some(cancel_grace))?.unwrap_or(defaults.cancel_grace),
+        start_timeout: secs("start_timeout", start_timeout)?,
+        cancel_grace: secs("cancel_grace", cancel_grace)?,
         preload: pool.config().preload.clone(),
     };
+    // Bad settings are the caller's mistake: ValueError naming the setting.
+    cfg.validate().map_err(PyValueError::new_err)?;
     pool.configure(cfg).map_err(|e| to_pyerr(py, e))
 }
 

@@ -5,13 +5,19 @@
 //! processes and speaks the framing in [`protocol`]; the Python side only supplies the
 //! interpreter and the tool's module/qualname.
 
+mod cancel;
+pub mod config;
+mod monitor;
 pub mod pool;
+mod process;
 pub mod protocol;
 
 use std::any::Any;
 use std::sync::Arc;
 
-pub use pool::{global, shutdown_global, Pool, PoolConfig, PoolStats, Target, WorkerStats};
+pub use config::{PoolConfig, PoolStats, Target, WorkerStats};
+pub use pool::{global, shutdown_global, Pool};
+pub use process::rss_kb;
 pub use protocol::RemoteException;
 
 use crate::core::{BoxFuture, CallContext, Payload, Result, Tool, ToolSpec};

@@ -35,6 +35,8 @@ pub enum Request<'a> {
     },
     /// Cancel an async call (its asyncio task).
     Cancel { id: u64 },
+    /// Answered with [`Reply::Pong`] from the worker's event loop: is the loop still turning?
+    Ping { id: u64 },
 }
 
 /// Worker → pool.
@@ -48,18 +50,30 @@ pub enum Reply {
         #[serde(default)]
         value: Value,
     },
-    /// The tool raised.
+    /// The tool raised. Described, never pickled: the host rebuilds `module.type(*args)` only
+    /// from a class it has already imported (`agent_runtime._worker.rebuild_exception`).
     Err {
         id: u64,
+        /// The exception class's qualified name.
         #[serde(rename = "type")]
         type_name: String,
+        #[serde(default)]
+        module: Option<String>,
         message: String,
         #[serde(default)]
         traceback: Option<String>,
-        /// The exception pickled (base64), when it could be, so the caller gets the same type.
+        /// The exception's `args` as a JSON text (absent when they are not plain JSON).
         #[serde(default)]
-        pickle: Option<String>,
+        args: Option<String>,
     },
+    /// The tool's result (at `path`) cannot cross as JSON exactly.
+    Conv {
+        id: u64,
+        path: String,
+        message: String,
+    },
+    /// The answer to [`Request::Ping`].
+    Pong { id: u64 },
     Progress {
         id: u64,
         done: f64,
@@ -148,10 +162,14 @@ pub fn reply_id(body: &[u8]) -> Option<u64> {
 }
 
 /// An exception raised in a worker, carried in `Error::Python::original` so the Python
-/// boundary can rebuild the same exception object (from `pickle`) for the caller.
+/// boundary can rebuild an exception of the same class for the caller: by name, from classes
+/// the host already imported, with JSON arguments (no unpickling of worker-chosen bytes).
 #[derive(Debug, Clone)]
 pub struct RemoteException {
-    pub pickle: Option<Vec<u8>>,
+    pub module: String,
+    pub qualname: String,
+    /// The exception's `args` as a JSON text.
+    pub args: String,
 }
 
 #[cfg(test)]

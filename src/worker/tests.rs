@@ -33,6 +33,14 @@ def spin():
 def pid():
     return os.getpid()
 
+def fork_exit():
+    # The child keeps the reply pipe (libc fork: no at-fork hooks) and outlives the worker.
+    import ctypes
+    if ctypes.PyDLL(None).fork() == 0:
+        time.sleep(60)
+        os._exit(0)
+    os._exit(5)
+
 def nest(depth):
     v = []
     for _ in range(depth):
@@ -80,6 +88,7 @@ fn setup(name: &str, tweak: impl FnOnce(&mut PoolConfig)) -> (Pool, Registry, Pa
         ("segv", false, None),
         ("spin", false, None),
         ("pid", false, None),
+        ("fork_exit", false, None),
         ("nest", false, None),
         ("hog", false, None),
         ("progress", false, Some("ctx")),
@@ -134,8 +143,9 @@ fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
-// A value nested past serde_json's 127 levels (Python's json writes ~1000) used to kill the
-// worker as an "undecodable reply frame"; it fails only its own call now.
+// A value nested past serde_json's 127 levels used to kill the worker as an "undecodable reply
+// frame", and one past Python's recursion limit killed it in the encoder; both fail only their
+// own call now, with a ConversionError.
 #[test]
 fn a_reply_too_deep_to_decode_fails_its_call_not_the_worker() {
     let (pool, reg, _dir) = setup("deep", |cfg| cfg.size = 1);
@@ -144,18 +154,32 @@ fn a_reply_too_deep_to_decode_fails_its_call_not_the_worker() {
         call(&reg, "nest", json!({"depth": 3})).unwrap(),
         json!([[[[]]]])
     );
-    match call(&reg, "nest", json!({"depth": 200})).unwrap_err() {
-        Error::Tool { tool, message } => {
-            assert_eq!(tool, "nest");
-            assert!(
-                message.contains("reply could not be decoded") && message.contains("recursion"),
-                "{message}"
-            );
+    for depth in [200, 1000] {
+        match call(&reg, "nest", json!({ "depth": depth })).unwrap_err() {
+            Error::Conversion { path, message } => {
+                assert_eq!(path, "result");
+                assert!(message.contains("nested too deeply"), "{message}");
+            }
+            e => panic!("unexpected {e:?}"),
         }
-        e => panic!("unexpected {e:?}"),
     }
     assert_eq!(call(&reg, "pid", json!({})).unwrap(), pid);
     assert_eq!(pool.stats().crashed, 0);
+    pool.shutdown(Duration::from_secs(5));
+}
+
+// The worker's end is its process exiting, not its pipes closing: a forked child holding the
+// reply pipe used to turn this into a timeout.
+#[test]
+fn a_worker_that_forks_and_exits_fails_its_call_at_once() {
+    let (pool, reg, _dir) = setup("forkexit", |cfg| cfg.size = 1);
+    let ctx = CallContext::new().with_timeout(Some(Duration::from_secs(120)));
+    // WorkerCrashed, not the timeout a child holding the reply pipe used to cause.
+    match call_with(&reg, "fork_exit", json!({}), ctx).unwrap_err() {
+        Error::WorkerCrashed { exit_code, .. } => assert_eq!(exit_code, Some(5)),
+        e => panic!("unexpected {e:?}"),
+    }
+    assert!(call(&reg, "pid", json!({})).is_ok());
     pool.shutdown(Duration::from_secs(5));
 }
 
