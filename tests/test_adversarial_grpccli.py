@@ -371,3 +371,9 @@ def test_python_client_refuses_truncated_replies():
     for bad in (b"\x0a\x05ab", b"\x09\x00\x00", b"\x0d\x00", b"\x0a\x80"):
         with pytest.raises(ValueError):
             _decode(bad)
+
+
+def test_cli_non_utf8_argument_is_a_usage_error():
+    arg = os.fsdecode(b"a\xffb")  # what Python makes of such bytes in argv
+    p = cli("--import", "script_mod", "run-script", "script_mod", arg)
+    assert p.returncode == 2 and "not valid UTF-8" in p.stderr and "Traceback" not in p.stderr, p.stderr
