@@ -132,9 +132,9 @@ async fn dropping_run_function_cancels_its_coroutine() {
     let h = host();
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("m.txt");
-    let args = serde_json::to_string(&json!([marker.to_str().unwrap(), 1.5])).unwrap();
+    let args = serde_json::to_string(&json!([marker.to_str().unwrap(), 3.0])).unwrap();
     let r = tokio::time::timeout(
-        std::time::Duration::from_millis(400),
+        std::time::Duration::from_millis(1000),
         h.run_function("grpccli_mod", "slow_marker", &args),
     )
     .await;
@@ -147,6 +147,6 @@ async fn dropping_run_function_cancels_its_coroutine() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(read().contains("cancelled"), "{}", read());
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     assert!(!read().contains("ran on"), "{}", read());
 }
