@@ -59,3 +59,8 @@ async def slow_marker(path: str, seconds: float) -> str:
 
 def nul_join(*args: str) -> str:
     return "|".join(args)
+
+
+def big(n: int) -> str:
+    """A small request, a large response."""
+    return "x" * n

@@ -381,3 +381,14 @@ def test_cli_non_utf8_argument_is_a_usage_error():
     arg = os.fsdecode(b"a\xffb")  # what Python makes of such bytes in argv
     p = cli("--import", "script_mod", "run-script", "script_mod", arg)
     assert p.returncode == 2 and "not valid UTF-8" in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_size_limits_answer_resource_exhausted(pb, stub):
+    big = "y" * (5 * 1024 * 1024)
+    with pytest.raises(grpc.RpcError) as ei:
+        stub.RunTool(pb[0].RunToolRequest(tool_name="grpc.echo", args_json=json.dumps({"value": big})), metadata=AUTH)
+    assert code_of(ei) == grpc.StatusCode.RESOURCE_EXHAUSTED and "too large" in ei.value.details()
+    with pytest.raises(grpc.RpcError) as ei:
+        run_function(pb, stub, "big", "[5000000]", timeout=60)
+    assert code_of(ei) == grpc.StatusCode.RESOURCE_EXHAUSTED and "too large" in ei.value.details()
+    assert json.loads(run_function(pb, stub, "big", "[3]").result_json) == "xxx"

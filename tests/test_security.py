@@ -247,7 +247,7 @@ def test_python_api_allowlist_refusals():
 def test_request_over_the_limit_refused_and_server_keeps_serving(pb, channel):
     with pytest.raises(grpc.RpcError) as ei:
         run_tool(pb, channel, "grpc.echo", '{"value": "%s"}' % ("y" * 70000))
-    assert code_of(ei) in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE)
+    assert code_of(ei) == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert run_tool(pb, channel, "add", '{"a": 1}').result_json == "2"
 
 
@@ -255,7 +255,7 @@ def test_response_over_the_limit_refused_and_server_keeps_serving(pb, channel):
     assert run_tool(pb, channel, "sec.big", '{"n": 1000}').result_json == '"%s"' % ("x" * 1000)
     with pytest.raises(grpc.RpcError) as ei:
         run_tool(pb, channel, "sec.big", '{"n": 100000}')
-    assert code_of(ei) in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.INTERNAL)
+    assert code_of(ei) == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert run_tool(pb, channel, "add", '{"a": 1}').result_json == "2"
 
 

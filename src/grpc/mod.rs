@@ -12,6 +12,7 @@
 //! Status messages are bounded ([`MAX_STATUS_MESSAGE`]), whatever user text they quote.
 
 mod client;
+mod size_limit;
 mod status;
 
 use std::net::SocketAddr;
@@ -272,6 +273,7 @@ pub async fn serve(
     let incoming = tokio_stream_listener(listener);
     let drained = reporter.clone();
     tonic::transport::Server::builder()
+        .layer(size_limit::layer())
         .add_service(health)
         .add_service(tonic::service::interceptor::InterceptedService::new(
             svc,
