@@ -392,3 +392,15 @@ def test_size_limits_answer_resource_exhausted(pb, stub):
         run_function(pb, stub, "big", "[5000000]", timeout=60)
     assert code_of(ei) == grpc.StatusCode.RESOURCE_EXHAUSTED and "too large" in ei.value.details()
     assert json.loads(run_function(pb, stub, "big", "[3]").result_json) == "xxx"
+
+
+def test_registry_name_limit_from_python():
+    with pytest.raises(agent_runtime.AgentRuntimeError, match="longer than 256 bytes"):
+
+        @agent_runtime.tool(name="n" * 257)
+        def too_long() -> None:
+            pass
+
+    with pytest.raises(agent_runtime.ToolNotFound) as ei:
+        agent_runtime.call("q" * (4 << 20), {})
+    assert len(str(ei.value)) < 1000 and "256-byte limit" in str(ei.value)

@@ -5,7 +5,10 @@ here, not repeated:
 * non-loopback bind without ``--allow-remote`` / without a token refused (exit 4):
   ``test_grpc.py::test_non_loopback_needs_flag_and_token``
 * missing / wrong token → UNAUTHENTICATED on RunTool, right token accepted, health open:
-  ``test_grpc.py::test_bearer_token_auth``
+  ``test_grpc.py::test_bearer_token_auth``; one message whichever check failed:
+  ``test_adversarial_grpccli.py::test_missing_and_wrong_tokens_get_the_same_answer``
+* RunFunction reaches only public functions defined in or exported by the module (no
+  dunders, imported functions, classes): ``test_adversarial_grpccli.py``
 * RunFunction/RunScript of ``os`` / ``subprocess`` → PERMISSION_DENIED:
   ``test_grpc.py::test_run_function_and_script``; the Python API and the CLI:
   ``test_host_cli.py::test_run_function_and_script_respect_the_allowlist``,
