@@ -71,9 +71,10 @@ enum Command {
         /// Arguments as a JSON object
         #[arg(default_value = "{}")]
         args: String,
-        /// Timeout in seconds (overrides the tool's default)
-        #[arg(long)]
-        timeout: Option<f64>,
+        /// Timeout in seconds (overrides the tool's default); `inf` or anything above 100
+        /// years means no limit
+        #[arg(long, value_parser = timeout_secs, allow_hyphen_values = true)]
+        timeout: Option<Duration>,
     },
     /// Import MODULE and print the JSON result of FUNCTION(*ARGS_JSON) (allowlisted modules only)
     RunFunction {
@@ -120,7 +121,7 @@ struct ServeArgs {
     mcp_allowed_hosts: Vec<String>,
     /// Results larger than this (JSON text, bytes) are truncated with a marker
     #[cfg(feature = "mcp")]
-    #[arg(long, default_value_t = crate::mcp::DEFAULT_MAX_RESULT_BYTES)]
+    #[arg(long, default_value_t = crate::mcp::DEFAULT_MAX_RESULT_BYTES, value_parser = positive_size, allow_hyphen_values = true)]
     mcp_max_result_bytes: usize,
     /// Allow listening on a non-loopback address (then a token is required)
     #[arg(long)]
@@ -129,8 +130,34 @@ struct ServeArgs {
     #[arg(long, env = "AGENT_RUNTIME_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Largest request message (gRPC message, MCP HTTP body), bytes
-    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, default_value_t = 4 * 1024 * 1024, value_parser = positive_size, allow_hyphen_values = true)]
     max_message_size: usize,
+}
+
+/// `--timeout`: a positive number of seconds (NaN, negative and zero are usage errors); `inf`
+/// and values beyond [`crate::core::duration::FOREVER`] are clamped to it.
+fn timeout_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    crate::core::duration::positive_secs("the timeout", secs)
+}
+
+/// Sizes in bytes: a positive integer (clap refuses negative, fractional and huge values).
+#[cfg_attr(not(any(feature = "grpc", feature = "mcp")), allow(dead_code))]
+fn positive_size(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1 byte".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{s:?} is not a size in bytes: {e}")),
+    }
+}
+
+/// Print a line on stdout. A closed pipe (`agent-runtime list | head -1`) is not an error
+/// worth a panic: the reader has what it wanted.
+fn out(line: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 fn exit_code(e: &Error) -> i32 {
@@ -197,10 +224,7 @@ fn print_json(v: &Value) {
     } else {
         serde_json::to_string(v)
     };
-    println!(
-        "{}",
-        text.unwrap_or_else(|e| format!("\"<unprintable: {e}>\""))
-    );
+    out(text.unwrap_or_else(|e| format!("\"<unprintable: {e}>\"")));
 }
 
 #[cfg(any(feature = "grpc", feature = "mcp"))]
@@ -389,10 +413,10 @@ pub fn run(argv: Vec<String>) -> i32 {
                 print_json(&serde_json::to_value(&specs).unwrap_or(Value::Null));
             } else {
                 let width = specs.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
-                println!("{:<width$}  DESCRIPTION", "NAME");
+                out(format_args!("{:<width$}  DESCRIPTION", "NAME"));
                 for s in &specs {
                     let first = s.description.lines().next().unwrap_or("");
-                    println!("{:<width$}  {}", s.name, first);
+                    out(format_args!("{:<width$}  {}", s.name, first));
                 }
             }
             Ok(())
@@ -402,14 +426,6 @@ pub fn run(argv: Vec<String>) -> i32 {
             args,
             timeout,
         } => {
-            let timeout = match timeout {
-                Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
-                Some(t) => {
-                    eprintln!("error: --timeout must be a positive number of seconds, got {t}");
-                    return 2;
-                }
-                None => None,
-            };
             let sink = progress_sink();
             let shows_progress = sink.is_some();
             let ctx = CallContext::new().with_timeout(timeout).with_progress(sink);
@@ -417,16 +433,15 @@ pub fn run(argv: Vec<String>) -> i32 {
             if shows_progress {
                 eprint!("\r\x1b[K");
             }
-            r.map(|out| println!("{out}"))
+            r.map(out)
         }
         Command::RunFunction {
             module,
             function,
             args_json,
-        } => runtime::block_on(host::run_function(&module, &function, &args_json))
-            .map(|out| println!("{out}")),
+        } => runtime::block_on(host::run_function(&module, &function, &args_json)).map(out),
         Command::RunScript { script, args } => {
-            runtime::block_on(host::run_script(&script, &args)).map(|out| println!("{out}"))
+            runtime::block_on(host::run_script(&script, &args)).map(out)
         }
         #[cfg(any(feature = "grpc", feature = "mcp"))]
         Command::Serve(a) => serve(a),

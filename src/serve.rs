@@ -22,25 +22,31 @@ pub fn check_exposure(addr: SocketAddr, allow_remote: bool, token: Option<&str>)
     Ok(())
 }
 
-/// Constant-time comparison (no early exit on the first differing byte).
+/// Constant-time comparison (`subtle`): the time taken does not depend on where the first
+/// differing byte is. Only the lengths may leak, which says nothing useful about a random token.
 pub fn token_matches(given: &[u8], expected: &[u8]) -> bool {
-    let mut diff = given.len() ^ expected.len();
-    for (i, b) in expected.iter().enumerate() {
-        diff |= (given.get(i).copied().unwrap_or(0) ^ b) as usize;
-    }
-    diff == 0
+    use subtle::ConstantTimeEq;
+    given.ct_eq(expected).into()
 }
 
-/// Check an `authorization` header value against the expected token: `Ok` or the reason.
+/// What a client without the right token is told: the same text whether the header was
+/// missing, used another scheme or carried a wrong token, so a probe learns nothing.
+pub const UNAUTHENTICATED: &str =
+    "missing bearer token or invalid bearer token (send authorization: Bearer <token>)";
+
+/// Check an `authorization` header value against the expected token; every failure is
+/// [`UNAUTHENTICATED`].
 pub fn check_bearer(header: Option<&str>, expected: &str) -> std::result::Result<(), &'static str> {
     let given = header.unwrap_or("");
-    match given
+    let token = given
         .strip_prefix("Bearer ")
-        .or_else(|| given.strip_prefix("bearer "))
-    {
-        Some(t) if token_matches(t.as_bytes(), expected.as_bytes()) => Ok(()),
-        Some(_) => Err("invalid bearer token"),
-        None => Err("missing bearer token (authorization: Bearer <token>)"),
+        .or_else(|| given.strip_prefix("bearer "));
+    // Compare even when the scheme is wrong, so both paths cost the same.
+    let ok = token_matches(token.unwrap_or(given).as_bytes(), expected.as_bytes());
+    if ok && token.is_some() {
+        Ok(())
+    } else {
+        Err(UNAUTHENTICATED)
     }
 }
 
@@ -82,12 +88,16 @@ mod tests {
     fn bearer_headers() {
         assert_eq!(check_bearer(Some("Bearer s3"), "s3"), Ok(()));
         assert_eq!(check_bearer(Some("bearer s3"), "s3"), Ok(()));
-        assert_eq!(
-            check_bearer(Some("Bearer nope"), "s3"),
-            Err("invalid bearer token")
-        );
-        assert!(check_bearer(None, "s3").is_err());
-        assert!(check_bearer(Some("Basic s3"), "s3").is_err());
+        // Missing, wrong scheme, bare token and wrong token: one answer, no hint which.
+        for h in [
+            None,
+            Some("Basic s3"),
+            Some("s3"),
+            Some("Bearer nope"),
+            Some("Bearer "),
+        ] {
+            assert_eq!(check_bearer(h, "s3"), Err(UNAUTHENTICATED), "{h:?}");
+        }
     }
 
     #[test]

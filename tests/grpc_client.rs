@@ -139,3 +139,59 @@ async fn retries_unavailable_until_the_server_is_up() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_numbers_and_tokens() {
+    let (addr, stop, h) = start(Some("tok"), 0).await;
+    let anon = Client::connect(&addr.to_string()).await.unwrap();
+    // Missing and wrong tokens: the same status, the same message.
+    let mut answers = Vec::new();
+    for c in [anon.clone(), anon.clone().with_token("nope")] {
+        match c.run_tool("diag.noop", &json!({})).await {
+            Err(ClientError::Status(s)) => answers.push((s.code(), s.message().to_string())),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].0, tonic::Code::Unauthenticated);
+
+    let c = anon.with_token("tok");
+    // A 3 MiB unknown name: NOT_FOUND with a short message (not RESOURCE_EXHAUSTED).
+    let huge = "n".repeat(3 << 20);
+    match c.run_tool_json(&huge, "{}").await {
+        Err(ClientError::Status(s)) => {
+            assert_eq!(s.code(), tonic::Code::NotFound);
+            assert!(s.message().len() < 1000, "{}", s.message().len());
+        }
+        other => panic!("{other:?}"),
+    }
+    // Integers beyond 64 bits: INVALID_ARGUMENT naming the path, never a float.
+    match c
+        .run_tool_json("diag.echo", r#"{"value": 123456789012345678901234567890}"#)
+        .await
+    {
+        Err(ClientError::Status(s)) => {
+            assert_eq!(s.code(), tonic::Code::InvalidArgument);
+            assert!(s.message().contains("args.value"), "{}", s.message());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        c.run_tool_json("diag.echo", r#"{"value": 18446744073709551615}"#)
+            .await
+            .unwrap(),
+        r#"{"value":18446744073709551615}"#
+    );
+    // 100k-deep nesting: a clean INVALID_ARGUMENT.
+    let deep = format!(
+        r#"{{"value": {}{}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    match c.run_tool_json("diag.echo", &deep).await {
+        Err(ClientError::Status(s)) => assert_eq!(s.code(), tonic::Code::InvalidArgument),
+        other => panic!("{other:?}"),
+    }
+    stop.send(()).unwrap();
+    h.await.unwrap().unwrap();
+}

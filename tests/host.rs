@@ -15,6 +15,7 @@ fn host() -> &'static Host {
             .python_path(root.join("python"))
             .python_path(root.join("tests"))
             .import("sample_tools")
+            .import("grpccli_mod")
             .allow_module("json")
             .build()
             .unwrap_or_else(|e| panic!("host: {e}"))
@@ -90,4 +91,62 @@ async fn import_errors_are_errors() {
     }
     // No plugins are installed under this group: an empty report, not an error.
     assert!(h.discover("agent_runtime.tests.none").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_function_reaches_only_public_functions_of_the_module() {
+    let h = host();
+    for (f, why) in [
+        ("__setattr__", "private"),
+        ("__getattribute__", "private"),
+        ("__init__", "private"),
+        ("system", "imported from 'posix'"),
+        ("Hidden", "it is a class"),
+        ("SECRET", "not callable"),
+        ("time.sleep", "attribute paths"),
+    ] {
+        match h.run_function("grpccli_mod", f, r#"["x"]"#).await {
+            Err(Error::NotAllowed(msg)) => {
+                assert!(
+                    msg.contains(why) && msg.contains("only public"),
+                    "{f}: {msg}"
+                )
+            }
+            other => panic!("{f}: {other:?}"),
+        }
+    }
+    match h.run_script("grpccli_mod", &[]).await {
+        Err(Error::NotAllowed(msg)) => assert!(msg.contains("grpccli_mod.main"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        h.run_function("grpccli_mod", "own_name", "[]")
+            .await
+            .unwrap(),
+        r#""grpccli_mod""#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_run_function_cancels_its_coroutine() {
+    let h = host();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("m.txt");
+    let args = serde_json::to_string(&json!([marker.to_str().unwrap(), 3.0])).unwrap();
+    let r = tokio::time::timeout(
+        std::time::Duration::from_millis(1000),
+        h.run_function("grpccli_mod", "slow_marker", &args),
+    )
+    .await;
+    assert!(r.is_err(), "{r:?}");
+    let read = || std::fs::read_to_string(&marker).unwrap_or_default();
+    for _ in 0..200 {
+        if read().contains("cancelled") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(read().contains("cancelled"), "{}", read());
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(!read().contains("ran on"), "{}", read());
 }

@@ -5,7 +5,10 @@ here, not repeated:
 * non-loopback bind without ``--allow-remote`` / without a token refused (exit 4):
   ``test_grpc.py::test_non_loopback_needs_flag_and_token``
 * missing / wrong token → UNAUTHENTICATED on RunTool, right token accepted, health open:
-  ``test_grpc.py::test_bearer_token_auth``
+  ``test_grpc.py::test_bearer_token_auth``; one message whichever check failed:
+  ``test_adversarial_grpccli.py::test_missing_and_wrong_tokens_get_the_same_answer``
+* RunFunction reaches only public functions defined in or exported by the module (no
+  dunders, imported functions, classes): ``test_adversarial_grpccli.py``
 * RunFunction/RunScript of ``os`` / ``subprocess`` → PERMISSION_DENIED:
   ``test_grpc.py::test_run_function_and_script``; the Python API and the CLI:
   ``test_host_cli.py::test_run_function_and_script_respect_the_allowlist``,
@@ -247,7 +250,7 @@ def test_python_api_allowlist_refusals():
 def test_request_over_the_limit_refused_and_server_keeps_serving(pb, channel):
     with pytest.raises(grpc.RpcError) as ei:
         run_tool(pb, channel, "grpc.echo", '{"value": "%s"}' % ("y" * 70000))
-    assert code_of(ei) in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE)
+    assert code_of(ei) == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert run_tool(pb, channel, "add", '{"a": 1}').result_json == "2"
 
 
@@ -255,7 +258,7 @@ def test_response_over_the_limit_refused_and_server_keeps_serving(pb, channel):
     assert run_tool(pb, channel, "sec.big", '{"n": 1000}').result_json == '"%s"' % ("x" * 1000)
     with pytest.raises(grpc.RpcError) as ei:
         run_tool(pb, channel, "sec.big", '{"n": 100000}')
-    assert code_of(ei) in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.INTERNAL)
+    assert code_of(ei) == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert run_tool(pb, channel, "add", '{"a": 1}').result_json == "2"
 
 

@@ -1,8 +1,19 @@
 """``python -m agent_runtime`` / the ``agent-runtime`` console script (parsed in Rust)."""
 
 import sys
+from typing import List, Optional
 
 from . import _native
+
+
+def _not_utf8(argv: List[str]) -> Optional[str]:
+    """The first argument that is not valid UTF-8 (Python keeps such bytes as surrogates)."""
+    for a in argv:
+        try:
+            a.encode("utf-8")
+        except UnicodeEncodeError:
+            return a
+    return None
 
 
 def main() -> None:
@@ -10,8 +21,14 @@ def main() -> None:
     # Modules given with --path/--import resolve against the caller's working directory.
     if "" not in sys.path:
         sys.path.insert(0, "")
+    argv = sys.argv[1:]
+    bad = _not_utf8(argv)
+    if bad is not None:
+        shown = repr(bad.encode("utf-8", "surrogateescape"))[:200]
+        sys.stderr.write(f"error: argument {shown} is not valid UTF-8\n")
+        raise SystemExit(2)
     try:
-        code = _native.cli_main(["agent-runtime", *sys.argv[1:]])
+        code = _native.cli_main(["agent-runtime", *argv])
     except KeyboardInterrupt:
         # Ctrl-C: `serve` has already drained and stopped; other commands end here.
         code = 130

@@ -61,14 +61,16 @@ def _decode(buf: bytes) -> Dict[int, str]:
         number, wire = key >> 3, key & 7
         if wire == 2:
             n, i = _read_varint(buf, i)
+            if i + n > len(buf):
+                raise ValueError(f"field {number} claims {n} bytes, {len(buf) - i} present in response")
             out[number] = buf[i : i + n].decode("utf-8")
             i += n
         elif wire == 0:
             _, i = _read_varint(buf, i)
-        elif wire == 1:
-            i += 8
-        elif wire == 5:
-            i += 4
+        elif wire in (1, 5):
+            i += 8 if wire == 1 else 4
+            if i > len(buf):
+                raise ValueError("truncated fixed-width field in response")
         else:
             raise ValueError(f"unsupported wire type {wire} in response")
     return out

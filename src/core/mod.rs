@@ -5,11 +5,13 @@ pub mod duration;
 pub mod error;
 pub mod events;
 pub mod host_ops;
+pub mod json_text;
 pub mod payload;
 pub mod registry;
 pub mod runtime;
 pub mod schema;
 pub mod tasks;
+pub mod text;
 pub mod tool;
 
 pub use cancel::CancelToken;

@@ -16,6 +16,7 @@ use super::events::{self, Event, EventKind};
 use super::payload::Payload;
 use super::schema::ArgsValidator;
 use super::tasks::TaskHandle;
+use super::text::bounded;
 use super::tool::{CallContext, Tool, ToolSpec};
 
 /// A tool as stored in a registry: the tool and its compiled input validator.
@@ -251,6 +252,10 @@ fn panic_error(tool: &str, p: Box<dyn std::any::Any + Send>) -> Error {
 
 type Map = HashMap<String, Arc<Registered>>;
 
+/// The longest tool name, in bytes: registration refuses longer ones and lookups of longer
+/// ones fail fast (they cannot exist).
+pub const MAX_NAME_LEN: usize = 256;
+
 /// A set of tools by name. Cloning is cheap and shares the set.
 ///
 /// Lookups read an immutable snapshot (no lock, no contention between calling threads);
@@ -294,6 +299,12 @@ impl Registry {
         let spec = tool.spec();
         if spec.name.is_empty() {
             return Err(Error::Registration("tool name must not be empty".into()));
+        }
+        if spec.name.len() > MAX_NAME_LEN {
+            return Err(Error::Registration(format!(
+                "tool name '{}' is longer than {MAX_NAME_LEN} bytes",
+                bounded(&spec.name, 64)
+            )));
         }
         let validator = ArgsValidator::compile(&spec.name, &spec.input_schema)?;
         let empty_ok = validator
@@ -371,13 +382,24 @@ impl Registry {
         self.len() == 0
     }
 
-    /// Look a tool up; `NotFound` suggests close names.
+    /// Look a tool up; `NotFound` suggests close names. A name longer than any tool's can be
+    /// ([`MAX_NAME_LEN`]) fails at once: no hashing of megabytes, no fuzzy matching, and the
+    /// error shows only a bounded prefix of it.
     pub fn get(&self, name: &str) -> Result<Arc<Registered>> {
+        if name.len() > MAX_NAME_LEN {
+            return Err(Error::NotFound {
+                name: format!(
+                    "{} (longer than the {MAX_NAME_LEN}-byte limit of tool names)",
+                    bounded(name, 64)
+                ),
+                suggestions: Vec::new(),
+            });
+        }
         let r = self.inner.tools.load();
         match r.get(name) {
             Some(e) => Ok(e.clone()),
             None => Err(Error::NotFound {
-                name: name.to_string(),
+                name: bounded(name, MAX_NAME_LEN).into_owned(),
                 suggestions: suggestions(name, r.keys()),
             }),
         }
@@ -456,10 +478,11 @@ fn suggestions<'a>(name: &str, names: impl Iterator<Item = &'a String>) -> Vec<S
     scored.into_iter().take(3).map(|(_, n)| n.clone()).collect()
 }
 
-/// Parse a JSON text of arguments; failures are `InvalidArguments` at `<args_json>`.
+/// Parse a JSON text of arguments: syntax errors are `InvalidArguments` at `<args_json>`, an
+/// integer beyond 64 bits a `Conversion` error at its path under `args`.
 pub fn parse_args_json(what: &str, text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| Error::InvalidArguments {
-        tool: what.to_string(),
+    super::json_text::parse(text, "args")?.map_err(|e| Error::InvalidArguments {
+        tool: bounded(what, MAX_NAME_LEN).into_owned(),
         path: "<args_json>".into(),
         message: format!("not valid JSON: {e}"),
     })
@@ -483,4 +506,63 @@ pub async fn run_tool(
         .into_json()?;
     serde_json::to_string(&out)
         .map_err(|e| Error::tool(tool_name, format!("result is not JSON: {e}")))
+}
+
+#[cfg(test)]
+mod name_limit_tests {
+    use super::*;
+    use crate::core::{FnTool, ToolSpec};
+
+    fn noop(name: &str) -> FnTool {
+        FnTool::new(ToolSpec::new(name), |_, _| async { Ok(Value::Null) })
+    }
+
+    #[test]
+    fn over_long_names_are_refused_and_never_fuzzy_matched() {
+        let r = Registry::new();
+        r.register(noop("echo")).unwrap();
+        r.register(noop(&"a".repeat(MAX_NAME_LEN))).unwrap();
+        match r.register(noop(&"b".repeat(MAX_NAME_LEN + 1))) {
+            Err(Error::Registration(m)) => {
+                assert!(m.contains("longer than 256 bytes") && m.len() < 200, "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // A 4 MiB name: NotFound at once, no suggestions, a short message.
+        let huge = format!("echo{}", "x".repeat(4 << 20));
+        match r.get(&huge) {
+            Err(e @ Error::NotFound { .. }) => {
+                let Error::NotFound { suggestions, .. } = &e else {
+                    unreachable!()
+                };
+                assert!(suggestions.is_empty());
+                let m = e.to_string();
+                assert!(m.len() < 300 && m.contains("256-byte limit"), "{m}");
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        // Names within the limit still get suggestions, shown printable.
+        match r.get("ecoh\n") {
+            Err(e) => {
+                let m = e.to_string();
+                assert!(
+                    m.contains("did you mean 'echo'") && m.contains("ecoh\\n"),
+                    "{m}"
+                );
+            }
+            Ok(_) => panic!("found"),
+        }
+    }
+
+    #[test]
+    fn big_integers_in_args_json_are_conversion_errors() {
+        match parse_args_json("t", r#"{"n": 123456789012345678901234567890}"#) {
+            Err(Error::Conversion { path, .. }) => assert_eq!(path, "args.n"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_args_json("t", "{nope"),
+            Err(Error::InvalidArguments { .. })
+        ));
+    }
 }

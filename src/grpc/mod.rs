@@ -5,10 +5,15 @@
 //! Tool failures go in the response's `error` field (as the note's servicer does); protocol
 //! problems are status codes: unknown tool → NOT_FOUND, bad `args_json` or arguments the schema
 //! rejects → INVALID_ARGUMENT, deadline → DEADLINE_EXCEEDED (the tool is cancelled), client
-//! cancel → the tool is cancelled, module outside the allowlist → PERMISSION_DENIED, missing or
-//! wrong token → UNAUTHENTICATED.
+//! cancel → the tool is cancelled, module outside the allowlist or a function the
+//! `RunFunction` rule refuses → PERMISSION_DENIED, missing or wrong token → UNAUTHENTICATED
+//! (the same message for both). An async `RunFunction`/`RunScript` target is cancelled on
+//! deadline or client cancel too; a sync one runs to its end and its result is dropped.
+//! Status messages are bounded ([`MAX_STATUS_MESSAGE`]), whatever user text they quote.
 
 mod client;
+mod size_limit;
+mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +22,8 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 pub use client::{Client, ClientError};
+use status::classify;
+pub use status::MAX_STATUS_MESSAGE;
 
 use crate::core::registry::run_tool;
 use crate::core::{BoxFuture, CallContext, CancelToken, Error, Registry};
@@ -65,7 +72,8 @@ impl Drop for CancelOnDrop {
 /// same header itself and answers CANCELLED when it fires; ending the call a moment earlier
 /// ourselves gives the client the right DEADLINE_EXCEEDED (and cancels the tool).
 fn grpc_timeout(md: &tonic::metadata::MetadataMap) -> Option<Duration> {
-    let d = parse_grpc_timeout(md)?;
+    // 99999999H is over 11 000 years: bound it like every other user-given duration.
+    let d = parse_grpc_timeout(md)?.min(crate::core::duration::FOREVER);
     Some(d.saturating_sub((d / 20).max(Duration::from_millis(10))))
 }
 
@@ -86,34 +94,6 @@ fn parse_grpc_timeout(md: &tonic::metadata::MetadataMap) -> Option<Duration> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     })
-}
-
-/// A failed call: either a protocol status, or the text for the response's `error` field.
-fn classify(e: Error) -> Result<String, Status> {
-    match e {
-        Error::NotFound { .. } => Err(Status::not_found(e.to_string())),
-        Error::InvalidArguments { .. } | Error::Conversion { .. } => {
-            Err(Status::invalid_argument(e.to_string()))
-        }
-        Error::Timeout { .. } => Err(Status::deadline_exceeded(e.to_string())),
-        Error::Cancelled { .. } => Err(Status::cancelled(e.to_string())),
-        Error::NotAllowed(_) => Err(Status::permission_denied(e.to_string())),
-        Error::Python {
-            type_name,
-            message,
-            traceback,
-            ..
-        } => Ok(match traceback {
-            Some(tb) => format!("{type_name}: {message}\n\n{tb}"),
-            None => format!("{type_name}: {message}"),
-        }),
-        Error::Tool { tool, message } => Ok(format!("ToolError: {tool}: {message}")),
-        Error::Registration(_) | Error::Runtime(_) => Err(Status::internal(e.to_string())),
-        // INTERNAL, not UNAVAILABLE: the call may have had side effects before the crash and
-        // a deterministic crash would crash again, so clients must not retry it automatically
-        // (retry policies commonly retry UNAVAILABLE). The message carries the stderr tail.
-        Error::WorkerCrashed { .. } => Err(Status::internal(e.to_string())),
-    }
 }
 
 fn call_ctx<T>(req: &Request<T>) -> (CallContext, CancelOnDrop) {
@@ -293,6 +273,7 @@ pub async fn serve(
     let incoming = tokio_stream_listener(listener);
     let drained = reporter.clone();
     tonic::transport::Server::builder()
+        .layer(size_limit::layer())
         .add_service(health)
         .add_service(tonic::service::interceptor::InterceptedService::new(
             svc,
@@ -343,6 +324,9 @@ mod tests {
         assert_eq!(grpc_timeout(&md), Some(Duration::from_micros(237_500)));
         md.insert("grpc-timeout", "3S".parse().unwrap());
         assert_eq!(parse_grpc_timeout(&md), Some(Duration::from_secs(3)));
+        md.insert("grpc-timeout", "99999999H".parse().unwrap());
+        let forever = crate::core::duration::FOREVER;
+        assert_eq!(grpc_timeout(&md), Some(forever - forever / 20));
         md.insert("grpc-timeout", "x".parse().unwrap());
         assert_eq!(grpc_timeout(&md), None);
     }

@@ -8,14 +8,18 @@ use std::sync::LazyLock;
 
 use parking_lot::RwLock;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::PyTuple;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::convert::{json_to_py, py_to_json};
 use super::errors::from_pyerr;
 use super::gil::with_gil;
-use crate::core::{runtime, CallContext, Error, Registry, Result, ToolSpec};
+use crate::core::registry::MAX_NAME_LEN;
+use crate::core::text::bounded;
+use crate::core::{CallContext, Error, Registry, Result, ToolSpec};
+
+mod call;
+pub use call::{run_function, run_script, PyHostOps};
 
 /// The entry-point group installed packages use to declare tool modules.
 pub const ENTRY_POINT_GROUP: &str = "agent_runtime.tools";
@@ -62,13 +66,20 @@ pub fn allow_modules<I: IntoIterator<Item = S>, S: Into<String>>(patterns: I) {
 }
 
 fn check_allowed(module: &str) -> Result<()> {
+    if module.len() > MAX_NAME_LEN {
+        return Err(Error::NotAllowed(format!(
+            "module name '{}' is longer than {MAX_NAME_LEN} bytes: not a module name",
+            bounded(module, 64)
+        )));
+    }
     if module.is_empty()
         || !module
             .split('.')
             .all(|part| !part.is_empty() && part.chars().all(|c| c.is_alphanumeric() || c == '_'))
     {
         return Err(Error::NotAllowed(format!(
-            "{module:?} is not a module name"
+            "{:?} is not a module name",
+            bounded(module, 64)
         )));
     }
     if is_allowed(module) {
@@ -376,122 +387,8 @@ fn entry_points<'py>(
     Ok(out)
 }
 
-fn parse_json(what: &str, text: &str) -> Result<Value> {
-    crate::core::registry::parse_args_json(what, text)
-}
-
 /// `RunTool` over any registry (see [`crate::core::registry::run_tool`]).
 pub use crate::core::registry::run_tool;
-
-/// Run `f` with the GIL on a blocking-pool thread (imports and user code may block).
-async fn blocking_python<T: Send + 'static>(
-    f: impl FnOnce(Python<'_>) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    runtime::cached_handle()
-        .spawn_blocking(move || with_gil(f))
-        .await
-        .map_err(|e| Error::Runtime(format!("python worker thread failed: {e}")))?
-}
-
-/// Call `obj`; if it returns an awaitable, run it to completion on the runtime's loop.
-fn call_and_await<'py>(
-    py: Python<'py>,
-    f: &Bound<'py, PyAny>,
-    args: &Bound<'py, PyTuple>,
-    kwargs: Option<&Bound<'py, PyDict>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let r = f.call(args, kwargs)?;
-    let inspect = py.import("inspect")?;
-    if inspect.call_method1("isawaitable", (&r,))?.is_truthy()? {
-        let lp = super::loop_bridge::runtime_loop(py)?;
-        let asyncio = py.import("asyncio")?;
-        let coro = if inspect.call_method1("iscoroutine", (&r,))?.is_truthy()? {
-            r
-        } else {
-            asyncio.call_method1("ensure_future", (r,))?
-        };
-        let fut = asyncio.call_method1("run_coroutine_threadsafe", (coro, lp))?;
-        return fut.call_method0("result"); // waits with the GIL released
-    }
-    Ok(r)
-}
-
-/// `RunFunction`: import (allowlisted) `module`, call `function` with the JSON arguments.
-pub async fn run_function(module: &str, function: &str, args_json: &str) -> Result<String> {
-    check_allowed(module)?;
-    let what = format!("{module}.{function}");
-    let args = if args_json.trim().is_empty() {
-        Value::Array(vec![])
-    } else {
-        parse_json(&what, args_json)?
-    };
-    if !matches!(args, Value::Array(_) | Value::Object(_)) {
-        return Err(Error::InvalidArguments {
-            tool: what,
-            path: "<args_json>".into(),
-            message: "must be a JSON array (positional arguments) or object (keyword arguments)"
-                .into(),
-        });
-    }
-    let (module, function) = (module.to_string(), function.to_string());
-    blocking_python(move |py| {
-        let r = (|| -> PyResult<Value> {
-            let f = py.import(module.as_str())?.getattr(function.as_str())?;
-            let a =
-                json_to_py(py, &args, None, "args").map_err(|e| super::errors::to_pyerr(py, e))?;
-            let result = match a.cast::<PyList>() {
-                Ok(list) => call_and_await(py, &f, &list.to_tuple(), None)?,
-                Err(_) => call_and_await(py, &f, &PyTuple::empty(py), Some(a.cast::<PyDict>()?))?,
-            };
-            py_to_json(&result, "result").map_err(|e| super::errors::to_pyerr(py, e))
-        })();
-        r.map_err(|e| from_pyerr(py, e))
-    })
-    .await
-    .and_then(|v| serde_json::to_string(&v).map_err(|e| Error::Runtime(e.to_string())))
-}
-
-/// `RunScript`: import (allowlisted) `script` and return `str(script.main(*args))`.
-pub async fn run_script(script: &str, args: &[String]) -> Result<String> {
-    check_allowed(script)?;
-    let (script, args) = (script.to_string(), args.to_vec());
-    blocking_python(move |py| {
-        let r = (|| -> PyResult<String> {
-            let m = py.import(script.as_str())?;
-            if !m.hasattr("main")? {
-                return Err(pyo3::exceptions::PyAttributeError::new_err(format!(
-                    "module '{script}' has no main() function"
-                )));
-            }
-            let result = call_and_await(py, &m.getattr("main")?, &PyTuple::new(py, args)?, None)?;
-            Ok(result.str()?.to_string())
-        })();
-        r.map_err(|e| from_pyerr(py, e))
-    })
-    .await
-}
-
-/// `RunFunction`/`RunScript` for the transports (gRPC, CLI).
-pub struct PyHostOps;
-
-impl crate::core::HostOps for PyHostOps {
-    fn run_function(
-        &self,
-        module: String,
-        function: String,
-        args_json: String,
-    ) -> crate::core::BoxFuture<Result<String>> {
-        Box::pin(async move { run_function(&module, &function, &args_json).await })
-    }
-
-    fn run_script(
-        &self,
-        script: String,
-        args: Vec<String>,
-    ) -> crate::core::BoxFuture<Result<String>> {
-        Box::pin(async move { run_script(&script, &args).await })
-    }
-}
 
 #[cfg(test)]
 mod tests {
