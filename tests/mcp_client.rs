@@ -270,16 +270,14 @@ async fn progress_cancellation_and_list_changes() {
     client.cancel().await.unwrap();
 }
 
+type RawWriter = tokio::io::WriteHalf<tokio::io::DuplexStream>;
+type RawLines =
+    tokio::io::Lines<tokio::io::BufReader<tokio::io::ReadHalf<tokio::io::DuplexStream>>>;
+type ServerTask = tokio::task::JoinHandle<agent_runtime::Result<()>>;
+
 /// The server on `LineTransport` over a duplex pipe, driven with raw lines (what the official
 /// clients cannot send). Returns the client's ends: write lines, read answers.
-fn raw_server(
-    r: &Registry,
-    max_line: usize,
-) -> (
-    tokio::io::WriteHalf<tokio::io::DuplexStream>,
-    tokio::io::Lines<tokio::io::BufReader<tokio::io::ReadHalf<tokio::io::DuplexStream>>>,
-    tokio::task::JoinHandle<agent_runtime::Result<()>>,
-) {
+fn raw_server(r: &Registry, max_line: usize) -> (RawWriter, RawLines, ServerTask) {
     use tokio::io::AsyncBufReadExt;
     let (a, b) = tokio::io::duplex(1 << 16);
     let (srd, swr) = tokio::io::split(b);

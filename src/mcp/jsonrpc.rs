@@ -285,6 +285,9 @@ fn check_request(method: &str, obj: &Map<String, Value>) -> Result<(), (i32, Str
                 ))
             }
         }
+        // The rest of the params is rmcp's to read: a typed check here would copy the
+        // arguments (possibly megabytes) once more.
+        return Ok(());
     }
     let mut shell = Map::new();
     shell.insert("method".into(), Value::String(method.into()));
