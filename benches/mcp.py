@@ -6,19 +6,25 @@ bench process.
 Rows: sequential ``tools/call`` latency and throughput with 32 calls in flight, over stdio and
 streamable HTTP. Baselines are the SDK server's rows of the same transport and kind; targets:
 ours must beat them (ratio < 1). Needs Python 3.10+ and the ``mcp`` package.
+
+Load-client rows (streamable HTTP only): ``examples/mcp_load.rs`` (rmcp's client, Rust, so the
+client is not the bottleneck) against both HTTP servers side by side: per-request latency over
+ONE kept-alive connection, and time per call with 64 kept-alive connections busy at once.
 """
 
 import asyncio
 import contextlib
+import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 from .common import REPO_ROOT, Row, Target, row_from_samples
 
@@ -27,6 +33,14 @@ SUPPORT = Path(__file__).resolve().parent / "mcp_support"
 VALUE: Dict[str, Any] = {"k": "v", "n": 1}
 CONCURRENCY = 32
 START_TIMEOUT = 60.0
+LOAD_CONNECTIONS = 64  # kept-alive connections of the load client's concurrent rows
+BUILD_TIMEOUT = 1200.0  # seconds for `cargo build` of the load client
+# Its own target dir (see benches/grpc.py: the cdylib's output name has no hash).
+LOAD_TARGET_DIR = REPO_ROOT / "target" / "mcp-load"
+BUILD_CMD = [
+    "build", "--release", "--example", "mcp_load", "--no-default-features", "--features", "mcp-load",
+    "--target-dir", str(LOAD_TARGET_DIR),
+]  # fmt: skip
 
 
 def _env() -> Dict[str, str]:
@@ -56,7 +70,9 @@ def _sdk_cmd(*args: str) -> List[str]:
 @contextlib.contextmanager
 def _http_server(cmd: List[str], url: str, ours: bool):
     """Start a server process; for ours, read the bound address from stderr."""
-    p = subprocess.Popen(cmd, env=_env(), stderr=subprocess.PIPE if ours else subprocess.DEVNULL, text=True)
+    # The SDK server (uvicorn) logs every request: thousands of lines under the load client.
+    err = subprocess.PIPE if ours else subprocess.DEVNULL
+    p = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=err, text=True)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         if ours:
@@ -146,6 +162,97 @@ TARGETS: List[Tuple[str, str, str]] = [
 ]
 
 
+def _build_load_client() -> Tuple[Optional[Path], str]:
+    """``cargo build`` the load client; returns (binary or None, a note on what happened)."""
+    cargo = shutil.which("cargo") or str(Path(os.environ.get("CARGO_HOME", str(Path.home() / ".cargo"))) / "bin" / "cargo")
+    if not Path(cargo).exists():
+        return None, "cargo not found"
+    print(f"  building the MCP load client: cargo {' '.join(BUILD_CMD)}", flush=True)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [cargo, *BUILD_CMD],
+        cwd=str(REPO_ROOT),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=BUILD_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+        return None, f"cargo build timed out after {BUILD_TIMEOUT:.0f} s"
+    if proc.returncode != 0:
+        errs = [ln for ln in out.splitlines() if ln.startswith("error")] or out.splitlines()[-3:]
+        return None, f"cargo build failed (exit {proc.returncode}): " + " / ".join(errs[:3])
+    binary = LOAD_TARGET_DIR / "release" / "examples" / "mcp_load"
+    if not binary.exists():
+        return None, f"cargo build succeeded but {binary} is missing"
+    return binary, f"load client built in {time.monotonic() - t0:.0f} s"
+
+
+def _load_run(binary: Path, url: str, calls: int, connections: int) -> Dict[str, Any]:
+    cmd = [str(binary), url, "echo", json.dumps({"value": VALUE}), str(calls), str(connections)]
+    p = subprocess.run(cmd, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        raise RuntimeError(f"mcp_load @ {url} failed (exit {p.returncode}): {p.stderr.strip()}")
+    r: Dict[str, Any] = json.loads(p.stdout.strip().splitlines()[-1])
+    if r["errors"] != 0 or r["calls"] != calls:
+        raise RuntimeError(f"mcp_load @ {url}: {r['errors']} errors in {r['calls']} calls: {p.stderr.strip()}")
+    return r
+
+
+def _load_rows(urls: Dict[str, str], quick: bool) -> List[Row]:
+    """The Rust load client against both HTTP servers, round-robin in one run."""
+    binary, why = _build_load_client()
+    if binary is None:
+        return [
+            Row(AREA, f"MCP load client rows skipped: {why}", float("nan"),
+                note="examples/mcp_load.rs could not be built; the other rows are unaffected")
+        ]  # fmt: skip
+    reps = 3 if quick else 5
+    one_calls, many_calls = (300, 2000) if quick else (1000, 8000)
+    keys = ["sdk_http", "ours_http"]
+    one: Dict[str, List[float]] = {k: [] for k in keys}
+    many: Dict[str, List[float]] = {k: [] for k in keys}
+    p99: Dict[str, List[float]] = {k: [] for k in keys}
+    for k in keys:  # warmup
+        _load_run(binary, urls[k], max(50, one_calls // 10), 1)
+    for _ in range(reps):
+        for k in keys:
+            r = _load_run(binary, urls[k], one_calls, 1)
+            one[k].append(float(r["median_us"]) * 1e3)
+            p99[k].append(float(r["p99_us"]))
+            r = _load_run(binary, urls[k], many_calls, LOAD_CONNECTIONS)
+            many[k].append(float(r["secs"]) * 1e9 / many_calls)
+    labels = {"sdk_http": "MCP SDK's MCPServer (Python, uvicorn)", "ours_http": "ours (agent-runtime serve --mcp-http)"}
+    rows: List[Row] = []
+    for data, what, n, tag, note in (
+        (one, "tools/call per-request latency, 1 kept-alive connection", one_calls, "U",
+         "median of per-request latencies (p99 {p99:.0f} \u00b5s)"),
+        (many, f"tools/call with {LOAD_CONNECTIONS} kept-alive connections, time per call", many_calls, "V",
+         "wall / calls; \u2248 {rate} calls/s"),
+    ):  # fmt: skip
+        base = None
+        for k in keys:
+            med = statistics.median(data[k])
+            text = note.format(p99=statistics.median(p99[k]), rate=f"{1e9 / med:,.0f}")
+            r = row_from_samples(
+                AREA, f"{what} (Rust load client): {labels[k]}", data[k], n,
+                note=f"examples/mcp_load.rs (rmcp client), Python echo tool, {n} calls/run: {text}; {why}",
+            )  # fmt: skip
+            if k == "sdk_http":
+                r.tag = tag
+                base = r
+            elif base is not None:
+                r.relate(base)
+                r.target = Target(1.0, kind="ratio", strict=True)
+            rows.append(r)
+    return rows
+
+
 async def _run_async(quick: bool) -> List[Row]:
     from mcp import Client, StdioServerParameters
 
@@ -169,6 +276,8 @@ async def _run_async(quick: bool) -> List[Row]:
                 await _check(c, k)
             seq = await _measure(clients, _sequential_batch, seq_n, seq_batches)
             con = await _measure(clients, _concurrent_batch, con_n, con_batches)
+        urls = {"sdk_http": sdk_url, "ours_http": ours_url}
+        load = await asyncio.get_running_loop().run_in_executor(None, _load_rows, urls, quick)
 
     rows: List[Row] = []
     tags = {"sdk_stdio": ("M", "N"), "sdk_http": ("H", "K")}
@@ -196,7 +305,7 @@ async def _run_async(quick: bool) -> List[Row]:
                 by_key[key].relate(base)
                 by_key[key].target = Target(1.0, kind="ratio", strict=True)
         rows += [by_key[k] for k, _t, _l in TARGETS]
-    return rows
+    return rows + load
 
 
 def run(quick: bool) -> List[Row]:

@@ -119,6 +119,11 @@ struct ServeArgs {
     #[cfg(feature = "mcp")]
     #[arg(long = "mcp-allowed-host", value_name = "HOST[:PORT]")]
     mcp_allowed_hosts: Vec<String>,
+    /// Extra `Origin` the MCP HTTP server accepts (repeatable; `scheme://host[:port]`,
+    /// `scheme://host:*` or `null`; the bound port's loopback origins always are)
+    #[cfg(feature = "mcp")]
+    #[arg(long = "mcp-allowed-origin", value_name = "ORIGIN")]
+    mcp_allowed_origins: Vec<String>,
     /// Results larger than this (JSON text, bytes) are truncated with a marker
     #[cfg(feature = "mcp")]
     #[arg(long, default_value_t = crate::mcp::DEFAULT_MAX_RESULT_BYTES, value_parser = positive_size, allow_hyphen_values = true)]
@@ -129,7 +134,7 @@ struct ServeArgs {
     /// Bearer token clients must send (`authorization: Bearer <token>`)
     #[arg(long, env = "AGENT_RUNTIME_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Largest request message (gRPC message, MCP HTTP body), bytes
+    /// Largest request message (gRPC message, MCP HTTP body or stdio line), bytes
     #[arg(long, default_value_t = 4 * 1024 * 1024, value_parser = positive_size, allow_hyphen_values = true)]
     max_message_size: usize,
 }
@@ -271,6 +276,7 @@ fn serve(a: ServeArgs) -> Result<(), Error> {
     {
         let mcp_opts = crate::mcp::McpOptions {
             max_result_bytes: a.mcp_max_result_bytes,
+            max_message_bytes: a.max_message_size,
             ..Default::default()
         };
         if let Some(addr) = &a.mcp_http {
@@ -280,6 +286,7 @@ fn serve(a: ServeArgs) -> Result<(), Error> {
                 allow_remote: a.allow_remote,
                 token: a.token.clone(),
                 allowed_hosts: a.mcp_allowed_hosts.clone(),
+                allowed_origins: a.mcp_allowed_origins.clone(),
                 max_body_bytes: a.max_message_size,
             };
             crate::serve::check_exposure(http.addr, http.allow_remote, http.token.as_deref())?;

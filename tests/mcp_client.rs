@@ -220,8 +220,9 @@ async fn progress_cancellation_and_list_changes() {
         .unwrap();
     let resp = h.await_response().await.unwrap();
     assert!(matches!(resp, ServerResult::CallToolResult(_)));
-    // Notifications are sent before the response, but handled asynchronously by the client.
-    for _ in 0..200 {
+    // Notifications are sent before the response, but handled asynchronously by the client
+    // (bounded at 10 s: a loaded machine can take a while).
+    for _ in 0..1000 {
         if handler.progress.lock().len() == 3 {
             break;
         }
@@ -267,4 +268,108 @@ async fn progress_cancellation_and_list_changes() {
         .await
         .expect("tools/list_changed after unregister");
     client.cancel().await.unwrap();
+}
+
+type RawWriter = tokio::io::WriteHalf<tokio::io::DuplexStream>;
+type RawLines =
+    tokio::io::Lines<tokio::io::BufReader<tokio::io::ReadHalf<tokio::io::DuplexStream>>>;
+type ServerTask = tokio::task::JoinHandle<agent_runtime::Result<()>>;
+
+/// The server on `LineTransport` over a duplex pipe, driven with raw lines (what the official
+/// clients cannot send). Returns the client's ends: write lines, read answers.
+fn raw_server(r: &Registry, max_line: usize) -> (RawWriter, RawLines, ServerTask) {
+    use tokio::io::AsyncBufReadExt;
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let (srd, swr) = tokio::io::split(b);
+    let transport = agent_runtime::mcp::LineTransport::new(srd, swr, max_line);
+    let server = tokio::spawn(agent_runtime::mcp::serve_transport(
+        r.clone(),
+        McpOptions::default(),
+        transport,
+        std::future::pending(),
+    ));
+    let (crd, cwr) = tokio::io::split(a);
+    (cwr, tokio::io::BufReader::new(crd).lines(), server)
+}
+
+async fn answer<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut tokio::io::Lines<R>) -> Value {
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("an answer within 10 s")
+        .unwrap()
+        .expect("a line");
+    serde_json::from_str(&line).unwrap()
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}
+{"jsonrpc":"2.0","method":"notifications/initialized"}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_line_is_answered_and_serving_goes_on() {
+    use tokio::io::AsyncWriteExt;
+    let (r, _) = registry();
+    let (mut w, mut lines, _server) = raw_server(&r, 4096);
+    w.write_all(INIT.as_bytes()).await.unwrap();
+    assert_eq!(answer(&mut lines).await["id"], 0);
+    let long = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"ping\",\"p\":\"{}\"}}\n",
+        "x".repeat(10_000)
+    );
+    let cases: Vec<(String, i64, Value)> = vec![
+        ("not json\n".into(), -32700, Value::Null),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"diag.add","arguments":[1]}}"#.to_string() + "\n",
+            -32602,
+            json!(1),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":"s","method":"tools/call"}"#.to_string() + "\n",
+            -32602,
+            json!("s"),
+        ),
+        (r#"{"jsonrpc":"2.0","id":2,"method":"x/y"}"#.to_string() + "\n", -32601, json!(2)),
+        (r#"[{"jsonrpc":"2.0","id":3,"method":"ping"}]"#.to_string() + "\n", -32600, Value::Null),
+        (long, -32600, Value::Null),
+    ];
+    for (line, code, id) in cases {
+        w.write_all(line.as_bytes()).await.unwrap();
+        let a = answer(&mut lines).await;
+        assert_eq!(
+            (a["error"]["code"].as_i64(), &a["id"]),
+            (Some(code), &id),
+            "{a}"
+        );
+    }
+    w.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":\"diag.add\",\"arguments\":{\"a\":1,\"b\":2}}}\n")
+        .await
+        .unwrap();
+    let a = answer(&mut lines).await;
+    assert_eq!(a["id"], 4);
+    assert_eq!(a["result"]["structuredContent"], json!({"result": 3}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_of_input_cancels_running_calls() {
+    use tokio::io::AsyncWriteExt;
+    let (r, cancelled) = registry();
+    let (mut w, mut lines, server) = raw_server(&r, 1 << 20);
+    w.write_all(INIT.as_bytes()).await.unwrap();
+    assert_eq!(answer(&mut lines).await["id"], 0);
+    w.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"wait_cancel\"}}\n")
+        .await
+        .unwrap();
+    w.flush().await.unwrap();
+    // Give the call time to start, then hang up.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    w.shutdown().await.unwrap();
+    drop(w);
+    tokio::time::timeout(Duration::from_secs(10), cancelled.notified())
+        .await
+        .expect("the tool saw its cancel token");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server ends after its input")
+        .unwrap()
+        .unwrap();
 }

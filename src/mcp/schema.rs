@@ -39,8 +39,11 @@ fn resolve<'a>(root: &'a Value, reference: &str) -> Option<&'a Value> {
     if pointer.is_empty() {
         return Some(root);
     }
-    // JSON pointers in URI fragments may be percent-encoded.
-    let decoded = pointer.replace("%25", "%").replace("%22", "\"");
+    // A URI fragment: percent-decode it once (RFC 3986), then it is a JSON pointer whose
+    // `~1`/`~0` escapes `Value::pointer` undoes (RFC 6901 §6).
+    let decoded = percent_encoding::percent_decode_str(pointer)
+        .decode_utf8()
+        .ok()?;
     root.pointer(&decoded)
 }
 
@@ -174,6 +177,39 @@ mod tests {
         let out = self_contained(&s);
         assert_eq!(out["properties"]["a"]["$ref"], "https://example.com/x");
         assert!(out.get("$defs").is_some());
+    }
+
+    #[test]
+    fn ref_fragments_are_percent_decoded_once_then_unescaped() {
+        let s = json!({
+            "$defs": {
+                "a b": {"type": "integer"},
+                "%22": {"type": "string"},
+                "\"": {"type": "boolean"},
+                "x/y": {"type": "array"},
+                "t~n": {"type": "null"},
+                "é": {"type": "number"},
+            },
+        });
+        let r = |reference: &str| resolve(&s, reference).map(|v| v["type"].clone());
+        assert_eq!(r("#/$defs/a%20b"), Some(json!("integer")));
+        // `%2522` is `%22` once decoded, not a quote.
+        assert_eq!(r("#/$defs/%2522"), Some(json!("string")));
+        assert_eq!(r("#/$defs/%22"), Some(json!("boolean")));
+        assert_eq!(r("#/$defs/x~1y"), Some(json!("array")));
+        assert_eq!(r("#/$defs/x%7E1y"), Some(json!("array")));
+        assert_eq!(r("#/$defs/t~0n"), Some(json!("null")));
+        assert_eq!(r("#/$defs/%C3%A9"), Some(json!("number")));
+        assert_eq!(r("#/$defs/%FF"), None); // not UTF-8
+        assert_eq!(r("#/$defs/missing"), None);
+        assert_eq!(r("#"), Some(s.clone()).map(|v| v["type"].clone()));
+        let inlined = self_contained(&json!({
+            "type": "object",
+            "properties": {"p": {"$ref": "#/$defs/a%20b"}},
+            "$defs": {"a b": {"type": "integer"}},
+        }));
+        assert_eq!(inlined["properties"]["p"]["type"], "integer");
+        assert!(inlined.get("$defs").is_none());
     }
 
     #[test]
