@@ -1,0 +1,269 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::proc::session_members;
+use super::*;
+use crate::core::{Error, Registry};
+
+async fn start() -> Arc<ShellSession> {
+    ShellSession::start(&SessionOptions::default())
+        .await
+        .unwrap()
+        .0
+}
+
+fn cmd(timeout: f64) -> RunOptions {
+    RunOptions {
+        timeout: Some(Duration::from_secs_f64(timeout)),
+        check_syntax: true,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn output_exit_codes_and_state() {
+    let s = start().await;
+    let r = s.run("echo hi", &cmd(10.0)).await.unwrap();
+    assert_eq!((r.output.as_str(), r.exit_code), ("hi\n", Some(0)));
+    let r = s
+        .run("printf 'a  \\n\\n  '; false", &cmd(10.0))
+        .await
+        .unwrap();
+    assert_eq!((r.output.as_str(), r.exit_code), ("a  \n\n  ", Some(1)));
+    s.run("cd /tmp && X=42", &cmd(10.0)).await.unwrap();
+    let r = s.run("echo $PWD $X; (exit 7)", &cmd(10.0)).await.unwrap();
+    assert_eq!((r.output.as_str(), r.exit_code), ("/tmp 42\n", Some(7)));
+    // Multi-line commands, heredocs, odd characters and invalid UTF-8.
+    let r = s
+        .run(
+            "cat <<'EOF'\nx\t'\"!$\nEOF\nprintf '\\xff\\n' >&2",
+            &cmd(10.0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.output, "x\t'\"!$\n\\xff\n");
+    s.close().await;
+}
+
+#[tokio::test]
+async fn syntax_error_runs_nothing() {
+    let s = start().await;
+    let r = s
+        .run("touch /tmp/never; if then fi", &cmd(10.0))
+        .await
+        .unwrap();
+    match r.status {
+        Status::SyntaxError { stderr, .. } => {
+            assert!(stderr.contains("syntax error"), "{stderr}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let r = s.run("echo ok", &cmd(10.0)).await.unwrap();
+    assert_eq!(r.output, "ok\n");
+    // Rejected by the in-shell parse but accepted by `bash -n`: they run.
+    let r = s.run("# only a comment", &cmd(10.0)).await.unwrap();
+    assert_eq!((r.status, r.exit_code), (Status::Completed, Some(0)));
+    let r = s.run("cat <<EOF\nunterminated", &cmd(10.0)).await.unwrap();
+    assert_eq!(r.status, Status::Completed);
+    assert!(r.output.ends_with("unterminated\n"), "{:?}", r.output);
+    s.close().await;
+}
+
+#[tokio::test]
+async fn timeout_interrupt_then_next_command() {
+    let s = start().await;
+    let r = s.run("echo start; sleep 30", &cmd(2.0)).await.unwrap();
+    assert_eq!(r.status, Status::Timeout { no_output: false });
+    assert_eq!(r.output, "start\n");
+    // Still running: a new command is refused until the interrupt.
+    assert!(s.run("echo no", &cmd(1.0)).await.is_err());
+    let i = s.interrupt(&Interrupt::default()).await.unwrap();
+    assert_eq!(i.exit_code, Some(130));
+    let r = s.run("echo next", &cmd(10.0)).await.unwrap();
+    assert_eq!((r.output.as_str(), r.exit_code), ("next\n", Some(0)));
+    // A job ignoring SIGINT is escalated to SIGTERM.
+    let opts = RunOptions {
+        interrupt_on_timeout: true,
+        ..cmd(0.3)
+    };
+    let r = s.run("trap '' INT; sleep 30", &opts).await.unwrap();
+    assert!(r.interrupted);
+    let r = s.run("echo after", &cmd(10.0)).await.unwrap();
+    assert_eq!(r.output, "after\n");
+    // No-output timeout.
+    let opts = RunOptions {
+        no_output_timeout: Some(Duration::from_millis(300)),
+        interrupt_on_timeout: true,
+        ..cmd(30.0)
+    };
+    let r = s.run("echo x; sleep 30", &opts).await.unwrap();
+    assert_eq!(r.status, Status::Timeout { no_output: true });
+    s.close().await;
+}
+
+#[tokio::test]
+async fn huge_output_and_expect() {
+    let s = start().await;
+    let r = s.run("seq 1 200000", &cmd(60.0)).await.unwrap();
+    assert_eq!(r.output.lines().count(), 200000);
+    assert!(r.output.ends_with("199999\n200000\n"));
+    let opts = RunOptions {
+        expect: vec![r"name\? ".into()],
+        ..cmd(10.0)
+    };
+    let r = s
+        .run("read -p 'name? ' x; echo hello $x", &opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.expect_string.as_str()),
+        (Status::Expected, r"name\? ")
+    );
+    let opts = RunOptions {
+        kind: InputKind::Interactive,
+        ..cmd(10.0)
+    };
+    let r = s.run("bob", &opts).await.unwrap();
+    assert_eq!((r.output.as_str(), r.exit_code), ("hello bob\n", Some(0)));
+    s.close().await;
+}
+
+#[tokio::test]
+async fn exit_and_close_leave_nothing() {
+    let s = start().await;
+    let pid = s.pid();
+    s.run("sleep 300 & sleep 301 | cat &", &cmd(10.0))
+        .await
+        .unwrap();
+    // bash, sleep 300, sleep 301, cat (bash may run `cat` in the subshell's process)
+    let end = Instant::now() + Duration::from_secs(30);
+    while session_members(pid).len() < 4 && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(session_members(pid).len() >= 4);
+    let dir = s.dir.clone();
+    s.close().await;
+    assert!(
+        session_members(pid).is_empty(),
+        "{:?}",
+        session_members(pid)
+    );
+    assert!(!dir.exists());
+    assert!(s.run("echo", &cmd(1.0)).await.is_err());
+    let s = start().await;
+    let r = s.run("echo bye; exit 3", &cmd(10.0)).await.unwrap();
+    assert_eq!((r.status, r.exit_code), (Status::Exited, Some(3)));
+    assert!(r.output.contains("bye"));
+    s.close().await;
+}
+
+#[tokio::test]
+async fn sessions_in_parallel_are_isolated() {
+    let reg = Registry::new();
+    register(&reg).unwrap();
+    let mut hs = Vec::new();
+    for i in 0..4 {
+        let reg = reg.clone();
+        hs.push(tokio::spawn(async move {
+            let name = format!("s{i}");
+            reg.call_json("shell.session.create", json!({"session": name}))
+                .await?;
+            reg.call_json(
+                "shell.session.run",
+                json!({"session": name, "command": format!("V={i}")}),
+            )
+            .await?;
+            let r = reg
+                .call_json(
+                    "shell.session.run",
+                    json!({"session": name, "command": "sleep 0.2; echo $V"}),
+                )
+                .await?;
+            reg.call_json("shell.session.close", json!({"session": name}))
+                .await?;
+            Ok::<_, Error>(r)
+        }));
+    }
+    for (i, h) in hs.into_iter().enumerate() {
+        let r = h.await.unwrap().unwrap();
+        assert_eq!(r["output"], json!(format!("{i}\n")));
+    }
+    assert_eq!(
+        reg.call_json("shell.session.list", json!({}))
+            .await
+            .unwrap(),
+        json!([])
+    );
+    let e = reg
+        .call_json(
+            "shell.session.run",
+            json!({"session": "nope", "command": "true"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("session 'nope' does not exist"),
+        "{e}"
+    );
+    reg.call_json("shell.session.create", json!({}))
+        .await
+        .unwrap();
+    let e = reg
+        .call_json("shell.session.create", json!({}))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("already exists"), "{e}");
+    reg.call_json("shell.session.close", json!({}))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn execute_one_shot() {
+    let r = execute(&ExecOptions {
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo out; echo err >&2; exit 4".into(),
+        ],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.stdout.as_str(), r.stderr.as_str(), r.exit_code),
+        ("out\n", "err\n", Some(4))
+    );
+    let r = execute(&ExecOptions {
+        argv: vec!["echo a; echo b >&2; cat; echo $FOO; pwd".into()],
+        shell: true,
+        merge_output_streams: true,
+        env: Some(HashMap::from([("FOO".into(), "bar".into())])),
+        cwd: Some("/".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.stdout.as_str(), r.stderr.as_str()),
+        ("a\nb\nbar\n/\n", "")
+    );
+    let r = execute(&ExecOptions {
+        argv: vec!["sleep 30 & sleep 30".into()],
+        shell: true,
+        timeout: Some(Duration::from_millis(200)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(r.timed_out);
+    assert!(execute(&ExecOptions {
+        argv: vec!["/no/such/program".into()],
+        ..Default::default()
+    })
+    .await
+    .is_err());
+}
