@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 use super::io_err;
-use super::proc::kill_tree;
+use super::proc::Target;
 use super::text::decode;
 use crate::core::{Error, Result};
 
@@ -122,7 +122,13 @@ pub async fn execute(opts: &ExecOptions) -> Result<ExecOutput> {
         }
         None => {
             if let Some(p) = pgid {
-                kill_tree(2, p, Duration::from_millis(200));
+                Target {
+                    leader: p,
+                    pgid: Some(p),
+                    ..Default::default()
+                }
+                .kill(Duration::from_millis(200))
+                .await;
             }
             let _ = child.kill().await;
             Ok(ExecOutput {

@@ -6,6 +6,7 @@ use rustix::process::Signal;
 
 use super::io_err;
 use super::options::{Interrupt, RunOutput, Status};
+use super::proc::signal_group_tree;
 use super::session::{ShellSession, State, MARK};
 use super::text::{clean, find};
 use crate::core::{Error, Result};
@@ -27,10 +28,13 @@ impl ShellSession {
         }
     }
 
-    fn signal_foreground(&self, sig: Signal) {
+    /// Signal the foreground job (its process group and what its members started, even if
+    /// it left the group) unless the shell itself holds the terminal.
+    async fn signal_foreground(&self, sig: Signal) {
         if let Ok(pg) = rustix::termios::tcgetpgrp(self.master.get_ref()) {
-            if pg.as_raw_nonzero().get() != self.pid {
-                let _ = rustix::process::kill_process_group(pg, sig);
+            let pg = pg.as_raw_nonzero().get();
+            if pg != self.pid {
+                signal_group_tree(pg, sig).await;
             }
         }
     }
@@ -72,8 +76,9 @@ impl ShellSession {
             match step {
                 None => self
                     .write_all(b"\x03")
+                    .await
                     .map_err(|e| io_err("cannot write to the shell", e))?,
-                Some(sig) => self.signal_foreground(sig),
+                Some(sig) => self.signal_foreground(sig).await,
             }
             let old_marker = old.map(|s| self.marker(s));
             let alive = self
@@ -93,7 +98,7 @@ impl ShellSession {
                 })
                 .await;
             if !alive {
-                return Ok(self.exited_output(st));
+                return Ok(self.exited_output(st).await);
             }
             if self.foreground_is_shell() {
                 break;
@@ -104,6 +109,7 @@ impl ShellSession {
         let seq = st.seq;
         let marker = self.marker(seq);
         self.write_all(self.marker_line(seq).as_bytes())
+            .await
             .map_err(|e| io_err("cannot write to the shell", e))?;
         st.scan = 0;
         let alive = self
@@ -115,7 +121,7 @@ impl ShellSession {
             })
             .await;
         if !alive {
-            return Ok(self.exited_output(st));
+            return Ok(self.exited_output(st).await);
         }
         st.scan = 0;
         let Some((start, end, mut code, _)) = Self::find_marker(st, &marker) else {

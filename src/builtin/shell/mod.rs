@@ -16,6 +16,7 @@ mod manager;
 mod options;
 mod proc;
 mod pty;
+mod reaper;
 mod run;
 mod session;
 #[cfg(test)]

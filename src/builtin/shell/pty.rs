@@ -6,7 +6,8 @@ use std::os::fd::OwnedFd;
 use rustix::fs::OFlags;
 use rustix::termios::{LocalModes, OptionalActions, OutputModes, Winsize};
 
-pub(super) fn open_pty(size: (u16, u16)) -> io::Result<(OwnedFd, OwnedFd)> {
+/// A new pty: (master, slave, the slave's path). The master is non-blocking.
+pub(super) fn open_pty(size: (u16, u16)) -> io::Result<(OwnedFd, OwnedFd, String)> {
     use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
     let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
     grantpt(&master)?;
@@ -18,8 +19,7 @@ pub(super) fn open_pty(size: (u16, u16)) -> io::Result<(OwnedFd, OwnedFd)> {
         rustix::fs::Mode::empty(),
     )?;
     let mut tio = rustix::termios::tcgetattr(&slave)?;
-    tio.local_modes
-        .remove(LocalModes::ECHO | LocalModes::ECHOE | LocalModes::ECHOK | LocalModes::ECHONL);
+    tio.local_modes.remove(ECHO_MODES);
     // No output post-processing (`\n` → `\r\n`): the kernel then copies output in bulk instead
     // of byte by byte, which makes a pty several times faster for large outputs. The captured
     // text is the same after `clean` (LocalRuntime turns `\r\n` into `\n` anyway).
@@ -36,5 +36,26 @@ pub(super) fn open_pty(size: (u16, u16)) -> io::Result<(OwnedFd, OwnedFd)> {
     )?;
     let fl = rustix::fs::fcntl_getfl(&master)?;
     rustix::fs::fcntl_setfl(&master, fl | OFlags::NONBLOCK)?;
-    Ok((master, slave))
+    let path = name.to_string_lossy().into_owned();
+    Ok((master, slave, path))
+}
+
+const ECHO_MODES: LocalModes = LocalModes::ECHO
+    .union(LocalModes::ECHOE)
+    .union(LocalModes::ECHOK)
+    .union(LocalModes::ECHONL);
+
+/// Put the line discipline back into the state the wrapper lines need — no echo (a command
+/// like `stty sane` turns it on, and the kernel would echo our hidden line into the output),
+/// canonical input, and signal characters (Ctrl-C) on. Termios calls on a pty master act on
+/// its slave. Called only while the shell itself holds the terminal.
+pub(super) fn assert_modes(master: &OwnedFd) -> io::Result<()> {
+    let mut tio = rustix::termios::tcgetattr(master)?;
+    let want = LocalModes::ICANON | LocalModes::ISIG;
+    if tio.local_modes.intersects(ECHO_MODES) || !tio.local_modes.contains(want) {
+        tio.local_modes.remove(ECHO_MODES);
+        tio.local_modes.insert(want);
+        rustix::termios::tcsetattr(master, OptionalActions::Now, &tio)?;
+    }
+    Ok(())
 }

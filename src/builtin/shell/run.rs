@@ -83,7 +83,7 @@ impl ShellSession {
         if let Some(seq) = st.pending {
             // A command left running (timed out or matched an expect string): did it finish?
             if !self.drain_now(&mut st) {
-                return Ok(self.exited_output(&mut st));
+                return Ok(self.exited_output(&mut st).await);
             }
             let marker = self.marker(seq);
             if let Some((start, end, _, _)) = Self::find_marker(&mut st, &marker) {
@@ -107,12 +107,14 @@ impl ShellSession {
                 let file = self.dir.join(format!("cmd{}", seq % 2));
                 let mut text = input.to_string();
                 text.push('\n');
-                std::fs::write(&file, text)
+                tokio::fs::write(&file, text)
+                    .await
                     .map_err(|e| io_err(&format!("cannot write {}", file.display()), e))?;
                 let q = |p: &std::path::Path| shell_quote(&p.to_string_lossy());
                 let line = if check {
                     let def = self.dir.join("check");
-                    std::fs::write(&def, format!("__art_syn() {{ {input}\n}}\n"))
+                    tokio::fs::write(&def, format!("__art_syn() {{ {input}\n}}\n"))
+                        .await
                         .map_err(|e| io_err(&format!("cannot write {}", def.display()), e))?;
                     format!(
                         "if builtin source {} 2>/dev/null; then builtin unset -f __art_syn; \
@@ -135,12 +137,14 @@ impl ShellSession {
                 st.scan = 0;
                 st.pending = Some(seq);
                 self.write_all(line.as_bytes())
+                    .await
                     .map_err(|e| io_err("cannot write to the shell", e))?;
             }
             (InputKind::Interactive, Some(_)) => {
                 let mut line = input.as_bytes().to_vec();
                 line.push(b'\n');
                 self.write_all(&line)
+                    .await
                     .map_err(|e| io_err("cannot write to the shell", e))?;
             }
         }
@@ -225,7 +229,7 @@ impl ShellSession {
             tokio::select! {
                 alive = self.fill(&mut st) => {
                     if !alive {
-                        return Ok(self.exited_output(&mut st));
+                        return Ok(self.exited_output(&mut st).await);
                     }
                     last_output = Instant::now();
                     if let Some(sink) = &opts.stream {

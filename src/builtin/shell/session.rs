@@ -4,15 +4,17 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
 use super::options::{RunOptions, SessionOptions, Status};
-use super::proc::kill_tree;
+use super::proc::Target;
 use super::pty::open_pty;
+use super::reaper::{hand_off, Leftover};
 use super::text::{clean, find, shell_quote};
 use super::{io_err, RunOutput};
 use crate::core::{Error, Result};
@@ -20,6 +22,8 @@ use crate::core::{Error, Result};
 pub(super) const MARK: u8 = 0x1e;
 /// While idle, keep at most this much unread output of background jobs.
 pub(super) const IDLE_BUFFER_CAP: usize = 8 << 20;
+/// How long a write to the terminal may wait for room in its input queue.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(super) struct State {
     pub(super) buf: Vec<u8>,
@@ -36,23 +40,49 @@ pub(super) struct State {
 pub struct ShellSession {
     pub(super) master: AsyncFd<OwnedFd>,
     pub(super) pid: i32,
-    pub(super) child: parking_lot::Mutex<Option<tokio::process::Child>>,
+    pub(super) child: tokio::sync::Mutex<Option<tokio::process::Child>>,
     pub(super) state: tokio::sync::Mutex<State>,
     pub(super) interrupt_tx: watch::Sender<u64>,
     pub(super) nonce: String,
     pub(super) dir: PathBuf,
+    /// Everything the session started (for killing it).
+    pub(super) target: Target,
+    /// Killed by a runtime shutdown.
+    shut_down: AtomicBool,
+}
+
+/// Name of the environment variable that tags every process a session starts.
+const TAG_VAR: &str = "AGENT_RUNTIME_SHELL_SESSION";
+
+/// Every session alive in this process, for the runtime's shutdown hook.
+static LIVE: parking_lot::Mutex<Vec<Weak<ShellSession>>> = parking_lot::Mutex::new(Vec::new());
+
+/// Runtime shutdown: kill every session's processes and reap its shell (the sessions' ptys
+/// are registered with the runtime that stops, so they could not be used afterwards anyway).
+pub(super) fn shutdown_all(_timeout: Duration) {
+    let live: Vec<Arc<ShellSession>> = LIVE.lock().drain(..).filter_map(|w| w.upgrade()).collect();
+    for s in live {
+        s.shut_down.store(true, Ordering::Release);
+        // A `close` already waiting on the child owns it; it finishes the job.
+        let child = s.child.try_lock().ok().and_then(|mut c| c.take());
+        Leftover {
+            target: s.target.clone(),
+            child,
+            dir: s.dir.clone(),
+        }
+        .clean_up();
+    }
 }
 
 impl ShellSession {
     /// Start bash in a new pty; returns the session and the startup output.
     pub async fn start(opts: &SessionOptions) -> Result<(Arc<ShellSession>, String)> {
-        let (master, slave) = open_pty(opts.size).map_err(|e| io_err("cannot open a pty", e))?;
-        let dir = std::env::temp_dir().join(format!(
-            "agent-runtime-shell-{}-{:016x}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir)
+        let (master, slave, _slave_path) =
+            open_pty(opts.size).map_err(|e| io_err("cannot open a pty", e))?;
+        let id = format!("{}-{:016x}", std::process::id(), fastrand::u64(..));
+        let dir = std::env::temp_dir().join(format!("agent-runtime-shell-{id}"));
+        tokio::fs::create_dir_all(&dir)
+            .await
             .map_err(|e| io_err(&format!("cannot create {}", dir.display()), e))?;
         let mut cmd = tokio::process::Command::new("bash");
         cmd.args(["--noediting", "--norc", "--noprofile", "-i"])
@@ -62,6 +92,7 @@ impl ShellSession {
             .env("PS0", "")
             .env("PROMPT_COMMAND", "")
             .env("HISTFILE", "")
+            .env(TAG_VAR, &id)
             .kill_on_drop(true);
         if let Some(cwd) = &opts.cwd {
             cmd.current_dir(cwd);
@@ -70,20 +101,27 @@ impl ShellSession {
         cmd.stdin(dup(&slave).map_err(|e| io_err("dup", e))?)
             .stdout(dup(&slave).map_err(|e| io_err("dup", e))?)
             .stderr(Stdio::from(slave));
-        // SAFETY: the closure runs in the forked child before exec and only makes two raw
-        // system calls (setsid, ioctl), both async-signal-safe; it touches no Rust state.
+        // SAFETY: the closure runs in the forked child before exec and only makes raw system
+        // calls (setsid, ioctl, getpid, prctl), all async-signal-safe; it touches no Rust state.
         unsafe {
             cmd.pre_exec(|| {
-                rustix::process::setsid()?;
+                let me = rustix::process::setsid()?;
                 rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
+                // Orphans of the session (double-forked daemons) become the shell's children:
+                // it reaps them, and they stay in the tree that `close` kills.
+                rustix::process::set_child_subreaper(Some(me))?;
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|e| {
-            let _ = std::fs::remove_dir_all(&dir);
-            io_err("cannot start bash", e)
-        })?;
-        // The spawn dropped our copies of the slave: EOF/EIO on the master now means bash exited.
+        let spawned = cmd.spawn();
+        drop(cmd); // our copies of the slave: EOF/EIO on the master now means bash exited
+        let child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tokio::fs::remove_dir_all(&dir).await;
+                return Err(io_err("cannot start bash", e));
+            }
+        };
         let pid = child.id().map(|p| p as i32).unwrap_or_default();
         // SAFETY: `master` is an open OwnedFd moved into the AsyncFd, which owns it until drop,
         // so its raw descriptor stays valid and the same for the AsyncFd's whole lifetime.
@@ -93,7 +131,7 @@ impl ShellSession {
         let session = Arc::new(ShellSession {
             master,
             pid,
-            child: parking_lot::Mutex::new(Some(child)),
+            child: tokio::sync::Mutex::new(Some(child)),
             state: tokio::sync::Mutex::new(State {
                 buf: Vec::with_capacity(1 << 16),
                 scan: 0,
@@ -105,7 +143,26 @@ impl ShellSession {
             interrupt_tx,
             nonce: format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff),
             dir,
+            target: Target {
+                leader: pid,
+                sid: Some(pid),
+                pgid: None,
+                tag: Some(format!("{TAG_VAR}={id}")),
+                // Holders of the pty are found through the tag and the tree; scanning every
+                // process's fds for it would cost more than it finds.
+                files: Vec::new(),
+            },
+            shut_down: AtomicBool::new(false),
         });
+        {
+            let mut live = LIVE.lock();
+            live.retain(|w| w.strong_count() > 0);
+            live.push(Arc::downgrade(&session));
+        }
+        crate::core::runtime::on_shutdown(
+            crate::core::runtime::ShutdownPhase::StopServices,
+            shutdown_all,
+        );
         let mut init = String::from("set +o history; unset HISTFILE; stty -echo 2>/dev/null\n");
         for f in &opts.startup_source {
             init.push_str(&format!("source {}\n", shell_quote(f)));
@@ -155,17 +212,28 @@ impl ShellSession {
         )
     }
 
-    pub(super) fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
-        // The pty input queue is large enough for our short lines; retry briefly if full.
-        let mut spins = 0;
+    /// Write `data` to the terminal, waiting (asynchronously, at most 5 s) while its input
+    /// queue is full — a foreground program that does not read its input.
+    pub(super) async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
+        let end = tokio::time::Instant::now() + WRITE_TIMEOUT;
         while !data.is_empty() {
-            match rustix::io::write(self.master.get_ref(), data) {
-                Ok(n) => data = &data[n..],
-                Err(rustix::io::Errno::AGAIN) if spins < 2000 => {
-                    spins += 1;
-                    std::thread::sleep(Duration::from_micros(500));
-                }
-                Err(e) => return Err(e.into()),
+            let Ok(ready) = tokio::time::timeout_at(end, self.master.writable()).await else {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the terminal did not take input for {}s (the program in the foreground \
+                         does not read it)",
+                        WRITE_TIMEOUT.as_secs()
+                    ),
+                ));
+            };
+            let mut guard = ready?;
+            match guard.try_io(|fd| rustix::io::write(fd.get_ref(), data).map_err(io::Error::from))
+            {
+                Ok(Ok(n)) => data = &data[n..],
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => {}
             }
         }
         Ok(())
@@ -238,8 +306,8 @@ impl ShellSession {
         out
     }
 
-    pub(super) fn exited_output(&self, st: &mut State) -> RunOutput {
-        let code = self.reap_now();
+    pub(super) async fn exited_output(&self, st: &mut State) -> RunOutput {
+        let code = self.reap().await;
         st.exit = Some(code);
         st.pending = None;
         let len = st.buf.len();
@@ -252,29 +320,30 @@ impl ShellSession {
         }
     }
 
-    fn reap_now(&self) -> i32 {
-        let mut guard = self.child.lock();
+    /// The shell's exit code once it has exited (it closed the pty: give it a moment).
+    async fn reap(&self) -> i32 {
+        let mut guard = self.child.lock().await;
         let Some(child) = guard.as_mut() else {
             return -1;
         };
-        // The shell closed the pty; give it a moment to be reapable.
-        for _ in 0..200 {
-            match child.try_wait() {
-                Ok(Some(st)) => {
-                    use std::os::unix::process::ExitStatusExt;
-                    return st
-                        .code()
-                        .or_else(|| st.signal().map(|s| 128 + s))
-                        .unwrap_or(-1);
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Err(_) => return -1,
+        match tokio::time::timeout(Duration::from_secs(1), child.wait()).await {
+            Ok(Ok(st)) => {
+                use std::os::unix::process::ExitStatusExt;
+                st.code()
+                    .or_else(|| st.signal().map(|s| 128 + s))
+                    .unwrap_or(-1)
             }
+            _ => -1,
         }
-        -1
     }
 
     pub(super) fn usable(&self, st: &State) -> Result<()> {
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(Error::tool(
+                "shell.session",
+                "the shell session was closed by a runtime shutdown; create a new session",
+            ));
+        }
         if st.closed {
             return Err(Error::tool("shell.session", "the shell session is closed"));
         }
@@ -289,32 +358,33 @@ impl ShellSession {
         Ok(())
     }
 
-    /// Kill the shell and everything in its session, reap it, remove its files. Idempotent.
+    /// Kill the shell and everything it started (setsid daemons included), reap it, remove
+    /// its files. Idempotent.
     pub async fn close(&self) {
         self.interrupt_tx.send_modify(|g| *g += 1);
         let mut st = self.state.lock().await;
         st.closed = true;
-        self.kill_all(Duration::from_millis(500));
-        let child = self.child.lock().take();
-        if let Some(mut child) = child {
+        let mut child = self.child.lock().await;
+        if child.is_some() {
+            self.target.kill(Duration::from_millis(500)).await;
+        }
+        if let Some(mut child) = child.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-
-    fn kill_all(&self, grace: Duration) {
-        if self.pid > 0 {
-            kill_tree(3, self.pid, grace);
-        }
+        let _ = tokio::fs::remove_dir_all(&self.dir).await;
     }
 }
 
 impl Drop for ShellSession {
     fn drop(&mut self) {
-        // Not closed explicitly: still leave nothing behind (tokio reaps the killed child).
-        if self.child.lock().is_some() {
-            self.kill_all(Duration::from_millis(100));
+        // Not closed: still leave nothing behind, without blocking the dropping thread.
+        let child = self.child.get_mut().take();
+        if child.is_some() {
+            hand_off(Leftover {
+                target: self.target.clone(),
+                child,
+                dir: self.dir.clone(),
+            });
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

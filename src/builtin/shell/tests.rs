@@ -267,3 +267,69 @@ async fn execute_one_shot() {
     .await
     .is_err());
 }
+
+/// 64 sessions closing at once (each with children to kill) must not block the runtime: a
+/// no-op tool called in a loop meanwhile answers about as fast as before. A close that blocked
+/// a worker (/proc scans, kill grace polling, reaping sleeps) would hold the no-op behind it
+/// for most of the closing period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_many_sessions_does_not_block_the_runtime() {
+    use crate::core::{FnTool, ToolSpec};
+    let reg = Registry::new();
+    reg.replace(Arc::new(FnTool::new(ToolSpec::new("noop"), |_, _| async {
+        Ok(serde_json::Value::Null)
+    })))
+    .unwrap();
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        let batch = futures::future::join_all((0..16).map(|_| start())).await;
+        sessions.extend(batch);
+    }
+    let pids: Vec<i32> = sessions.iter().map(|s| s.pid()).collect();
+    for s in &sessions {
+        let r = s.run("sleep 300 & sleep 301 &", &cmd(30.0)).await.unwrap();
+        assert_eq!(r.exit_code, Some(0));
+    }
+    // Spawned, so the latency includes waiting for a free worker.
+    let noop = |reg: Registry| async move {
+        let t = Instant::now();
+        tokio::spawn(async move { reg.call_json("noop", json!({})).await })
+            .await
+            .unwrap()
+            .unwrap();
+        t.elapsed()
+    };
+    let mut base = Vec::new();
+    for _ in 0..200 {
+        base.push(noop(reg.clone()).await);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let t0 = Instant::now();
+    let closing = tokio::spawn(async move {
+        futures::future::join_all(sessions.iter().map(|s| s.close())).await;
+    });
+    let mut during = Vec::new();
+    while !closing.is_finished() {
+        during.push(noop(reg.clone()).await);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    closing.await.unwrap();
+    let close_wall = t0.elapsed();
+    base.sort();
+    during.sort();
+    let (base_med, base_max) = (base[base.len() / 2], base[base.len() - 1]);
+    let (med, max) = (during[during.len() / 2], during[during.len() - 1]);
+    let shown = format!(
+        "closes took {close_wall:?}; no-op median/max before {base_med:?}/{base_max:?}, \
+         during {med:?}/{max:?} ({} calls)",
+        during.len()
+    );
+    eprintln!("{shown}");
+    assert!(during.len() >= 3, "{shown}");
+    // Generous: CPU contention from the kills is fine, being queued behind blocked workers is not.
+    assert!(max < close_wall / 3 || max < base_max * 5, "{shown}");
+    assert!(med < close_wall / 10 || med < base_med * 20, "{shown}");
+    for pid in pids {
+        assert!(session_members(pid).is_empty(), "{pid}");
+    }
+}
