@@ -18,10 +18,19 @@ impl SessionManager {
         Self::default()
     }
 
-    /// Start a session called `name`; fails if one of that name exists.
+    /// Start a session called `name`; fails if a live one of that name exists (one whose
+    /// shell exited or was given up is replaced).
     pub async fn create(&self, name: &str, opts: &SessionOptions) -> Result<String> {
-        if self.sessions.lock().contains_key(name) {
-            return Err(exists(name));
+        let old = {
+            let mut map = self.sessions.lock();
+            match map.get(name) {
+                Some(s) if s.is_alive() => return Err(exists(name)),
+                Some(_) => map.remove(name),
+                None => None,
+            }
+        };
+        if let Some(old) = old {
+            old.close().await;
         }
         let (s, out) = ShellSession::start(opts).await?;
         let clash = {
@@ -48,8 +57,15 @@ impl SessionManager {
             .ok_or_else(|| missing(name))
     }
 
+    /// Names of the sessions that can still run commands.
     pub fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.sessions.lock().keys().cloned().collect();
+        let mut v: Vec<String> = self
+            .sessions
+            .lock()
+            .iter()
+            .filter(|(_, s)| s.is_alive())
+            .map(|(k, _)| k.clone())
+            .collect();
         v.sort();
         v
     }

@@ -10,6 +10,7 @@
 //! marker (unique per session and command) carries the exit code. Output accumulates in one
 //! buffer and only the newly read tail is searched for the marker.
 
+mod capped;
 mod exec;
 mod interrupt;
 mod manager;
@@ -24,6 +25,7 @@ mod tests;
 mod text;
 mod tools;
 
+pub use capped::{DEFAULT_MAX_OUTPUT, MIN_MAX_OUTPUT};
 pub use exec::{execute, ExecOptions, ExecOutput};
 pub use manager::SessionManager;
 pub use options::{InputKind, Interrupt, RunOptions, RunOutput, SessionOptions, Status};

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::capped::DEFAULT_MAX_OUTPUT;
+
 /// How to start a session.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
@@ -44,7 +46,7 @@ pub enum InputKind {
 }
 
 /// How to run one input.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// Receives output as it arrives: `done` = bytes so far, `message` = the new text.
     pub stream: Option<crate::core::ProgressSink>,
@@ -60,6 +62,24 @@ pub struct RunOptions {
     /// On timeout interrupt the command (Ctrl-C, then SIGTERM/SIGKILL) instead of leaving it
     /// running for a later `interrupt`.
     pub interrupt_on_timeout: bool,
+    /// Bytes of output kept; past it the middle is dropped with a notice (see `capped`). The
+    /// pty is still drained, so the command never blocks on a full terminal.
+    pub max_output: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            stream: None,
+            kind: InputKind::default(),
+            timeout: None,
+            no_output_timeout: None,
+            expect: Vec::new(),
+            check_syntax: false,
+            interrupt_on_timeout: false,
+            max_output: DEFAULT_MAX_OUTPUT,
+        }
+    }
 }
 
 /// How a `run` ended.

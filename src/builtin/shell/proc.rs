@@ -251,3 +251,34 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         },
     }
 }
+
+/// Whether `pid` is asleep with no SIGINT pending (`false` if it cannot be read).
+fn idle_without_sigint(pid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let pending = |name: &str| u64::from_str_radix(&field(name), 16).unwrap_or(0) & 0x2 != 0;
+    field("State:").starts_with('S') && !pending("SigPnd:") && !pending("ShdPnd:")
+}
+
+/// After a Ctrl-C to a shell that holds the terminal itself (a builtin like `read` runs): wait
+/// (at most `limit`) until it has taken the SIGINT and sleeps again, reading its next line.
+/// A line written earlier would be swallowed by `read` — and kept in its buffer for the next
+/// `read` of a later command.
+pub(super) async fn await_sigint_taken(pid: i32, limit: Duration) {
+    let end = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < end {
+        if blocking(move || idle_without_sigint(pid)).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}

@@ -59,3 +59,14 @@ pub(super) fn assert_modes(master: &OwnedFd) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Signal characters on, so that a Ctrl-C written to the master interrupts the foreground job
+/// even after `stty -isig` (the job's other modes stay as it set them).
+pub(super) fn assert_isig(master: &OwnedFd) -> io::Result<()> {
+    let mut tio = rustix::termios::tcgetattr(master)?;
+    if !tio.local_modes.contains(LocalModes::ISIG) {
+        tio.local_modes.insert(LocalModes::ISIG);
+        rustix::termios::tcsetattr(master, OptionalActions::Now, &tio)?;
+    }
+    Ok(())
+}

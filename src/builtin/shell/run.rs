@@ -8,6 +8,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::io_err;
 use super::options::{InputKind, Interrupt, RunOptions, RunOutput, Status};
+use super::pty::assert_modes;
 use super::session::{ShellSession, IDLE_BUFFER_CAP, MARK};
 use super::text::{clean, decode, shell_quote};
 use crate::core::{Error, Result};
@@ -80,6 +81,7 @@ impl ShellSession {
         let mut intr = self.interrupt_tx.subscribe();
         let mut st = self.state.lock().await;
         self.usable(&st)?;
+        st.cap = opts.max_output;
         if let Some(seq) = st.pending {
             // A command left running (timed out or matched an expect string): did it finish?
             if !self.drain_now(&mut st) {
@@ -105,8 +107,8 @@ impl ShellSession {
                 st.seq += 1;
                 let seq = st.seq;
                 let file = self.dir.join(format!("cmd{}", seq % 2));
-                let mut text = input.to_string();
-                text.push('\n');
+                // On the command's first line, so bash's "line N" messages stay right.
+                let text = format!("{}{input}\n", self.restore_prefix());
                 tokio::fs::write(&file, text)
                     .await
                     .map_err(|e| io_err(&format!("cannot write {}", file.display()), e))?;
@@ -117,25 +119,26 @@ impl ShellSession {
                         .await
                         .map_err(|e| io_err(&format!("cannot write {}", def.display()), e))?;
                     format!(
-                        "if builtin source {} 2>/dev/null; then builtin unset -f __art_syn; \
-                         builtin source {}; else __art_syn=S; fi; \
-                         builtin printf '\\036ART{}_{}_%d%s\\036' \"$?\" \"${{__art_syn-}}\"; \
-                         builtin unset __art_syn\n",
+                        "if \\builtin source {} 2>/dev/null; then \\builtin unset -f __art_syn; \
+                         \\builtin source {}; else __art_syn=S; fi; {}",
                         q(&def),
                         q(&file),
-                        self.nonce,
-                        seq
+                        self.end_line(seq)
                     )
                 } else {
-                    format!("builtin source {}; {}", q(&file), self.marker_line(seq))
+                    format!("\\builtin source {}; {}", q(&file), self.end_line(seq))
                 };
                 // Output that arrived while idle (background jobs) stays at the front.
                 if st.buf.len() > IDLE_BUFFER_CAP {
                     let cut = st.buf.len() - IDLE_BUFFER_CAP;
                     st.buf.drain(..cut);
+                    st.cut = None;
                 }
                 st.scan = 0;
                 st.pending = Some(seq);
+                // No job runs: the shell holds the terminal, its modes are ours to reset.
+                assert_modes(self.master.get_ref())
+                    .map_err(|e| io_err("cannot set the terminal modes", e))?;
                 self.write_all(line.as_bytes())
                     .await
                     .map_err(|e| io_err("cannot write to the shell", e))?;
@@ -153,8 +156,9 @@ impl ShellSession {
         let started = Instant::now();
         let deadline = opts.timeout.map(|t| started + t);
         let mut last_output = Instant::now();
-        let mut seen = st.buf.len();
-        let mut expect_from = 0usize;
+        st.seen = st.buf.len();
+        st.expect_from = 0;
+        let mut streamed = 0u64;
         loop {
             if let Some((start, end, code, syntax)) = Self::find_marker(&mut st, &marker) {
                 st.pending = None;
@@ -175,7 +179,7 @@ impl ShellSession {
             }
             if !expects.is_empty() {
                 // Patterns may span reads: re-search a bounded overlap, never the whole buffer.
-                let from = expect_from.saturating_sub(4096);
+                let from = st.expect_from.saturating_sub(4096);
                 let hit = expects
                     .iter()
                     .enumerate()
@@ -190,7 +194,7 @@ impl ShellSession {
                         interrupted: false,
                     });
                 }
-                expect_from = st.buf.len();
+                st.expect_from = st.buf.len();
             }
             let now = Instant::now();
             let no_output_deadline = opts.no_output_timeout.map(|t| last_output + t);
@@ -234,17 +238,19 @@ impl ShellSession {
                     last_output = Instant::now();
                     if let Some(sink) = &opts.stream {
                         // Never stream (part of) the marker: stop at its first byte.
-                        let new = &st.buf[seen.min(st.buf.len())..];
+                        let new = &st.buf[st.seen.min(st.buf.len())..];
                         let cut = memchr::memchr(MARK, new).unwrap_or(new.len());
                         if cut > 0 {
-                            seen += cut;
+                            streamed += cut as u64;
                             sink(&crate::core::Progress {
-                                done: seen as f64,
+                                done: streamed as f64,
                                 total: None,
                                 message: Some(clean(&new[..cut])),
                             });
+                            st.seen += cut;
                         }
                     }
+                    st.bound();
                 }
                 _ = sleep => {}
                 _ = intr.changed() => {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
+use super::capped::{render, shift, trim, trim_to, Cut, DEFAULT_MAX_OUTPUT};
 use super::options::{RunOptions, SessionOptions, Status};
 use super::proc::Target;
 use super::pty::open_pty;
@@ -26,7 +27,19 @@ pub(super) const IDLE_BUFFER_CAP: usize = 8 << 20;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(super) struct State {
+    /// Output not yet returned (bounded: see `capped`).
     pub(super) buf: Vec<u8>,
+    /// Where the middle of `buf` was dropped, if it was.
+    pub(super) cut: Option<Cut>,
+    /// Bytes of output kept for the current command.
+    pub(super) cap: usize,
+    /// Offsets into `buf` for progress streaming and `expect` searches.
+    pub(super) seen: usize,
+    pub(super) expect_from: usize,
+    /// Why the session was given up (it stopped answering); it was killed then.
+    pub(super) broken: Option<String>,
+    /// What every marker of this session starts with.
+    pub(super) marker_prefix: Vec<u8>,
     /// Everything before this offset was already searched for the pending marker.
     pub(super) scan: usize,
     pub(super) seq: u64,
@@ -34,6 +47,18 @@ pub(super) struct State {
     pub(super) pending: Option<u64>,
     pub(super) exit: Option<i32>,
     pub(super) closed: bool,
+}
+
+impl State {
+    /// Keep `buf` within the cap, moving the offsets that point into it.
+    pub(super) fn bound(&mut self) {
+        let removed = trim(&mut self.buf, &mut self.cut, self.cap);
+        if removed.is_some() {
+            self.scan = shift(self.scan, removed);
+            self.seen = shift(self.seen, removed);
+            self.expect_from = shift(self.expect_from, removed);
+        }
+    }
 }
 
 /// One persistent bash in a pty.
@@ -49,6 +74,54 @@ pub struct ShellSession {
     pub(super) target: Target,
     /// Killed by a runtime shutdown.
     shut_down: AtomicBool,
+    /// Closed, exited or given up: nothing more can run here (readable without the lock).
+    dead: AtomicBool,
+}
+
+fn bad_option(path: &str, message: impl Into<String>) -> Error {
+    Error::InvalidArguments {
+        tool: "shell.session.create".into(),
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// Refuse what would otherwise fail later with a message blaming bash.
+async fn check_options(opts: &SessionOptions) -> Result<()> {
+    for (k, v) in &opts.env {
+        if k.is_empty() || k.contains(['=', '\0']) {
+            return Err(bad_option("env", format!("invalid variable name {k:?}")));
+        }
+        if v.contains('\0') {
+            return Err(bad_option(&format!("env.{k}"), "contains a NUL byte"));
+        }
+    }
+    for (i, f) in opts.startup_source.iter().enumerate() {
+        if f.contains(['\0', '\n']) {
+            return Err(bad_option(
+                &format!("startup_source[{i}]"),
+                "contains a NUL byte or a newline",
+            ));
+        }
+    }
+    if let Some(cwd) = &opts.cwd {
+        match tokio::fs::metadata(cwd).await {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::tool(
+                    "shell.session.create",
+                    format!("cwd {} is not a directory", cwd.display()),
+                ))
+            }
+            Err(e) => {
+                return Err(Error::tool(
+                    "shell.session.create",
+                    format!("cwd {}: {e}", cwd.display()),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Name of the environment variable that tags every process a session starts.
@@ -77,6 +150,7 @@ pub(super) fn shutdown_all(_timeout: Duration) {
 impl ShellSession {
     /// Start bash in a new pty; returns the session and the startup output.
     pub async fn start(opts: &SessionOptions) -> Result<(Arc<ShellSession>, String)> {
+        check_options(opts).await?;
         let (master, slave, _slave_path) =
             open_pty(opts.size).map_err(|e| io_err("cannot open a pty", e))?;
         let id = format!("{}-{:016x}", std::process::id(), fastrand::u64(..));
@@ -84,6 +158,10 @@ impl ShellSession {
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| io_err(&format!("cannot create {}", dir.display()), e))?;
+        // The user's DEBUG trap lives here between commands (see `end_line`).
+        tokio::fs::write(dir.join("traps"), "")
+            .await
+            .map_err(|e| io_err(&format!("cannot write in {}", dir.display()), e))?;
         let mut cmd = tokio::process::Command::new("bash");
         cmd.args(["--noediting", "--norc", "--noprofile", "-i"])
             .envs(&opts.env)
@@ -128,12 +206,19 @@ impl ShellSession {
         let master =
             unsafe { AsyncFd::register(master) }.map_err(|e| io_err("cannot poll the pty", e))?;
         let (interrupt_tx, _) = watch::channel(0u64);
+        let nonce = format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff);
         let session = Arc::new(ShellSession {
             master,
             pid,
             child: tokio::sync::Mutex::new(Some(child)),
             state: tokio::sync::Mutex::new(State {
                 buf: Vec::with_capacity(1 << 16),
+                cut: None,
+                cap: DEFAULT_MAX_OUTPUT,
+                seen: 0,
+                expect_from: 0,
+                broken: None,
+                marker_prefix: format!("\x1eART{nonce}_").into_bytes(),
                 scan: 0,
                 seq: 0,
                 pending: None,
@@ -141,7 +226,7 @@ impl ShellSession {
                 closed: false,
             }),
             interrupt_tx,
-            nonce: format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff),
+            nonce,
             dir,
             target: Target {
                 leader: pid,
@@ -153,6 +238,7 @@ impl ShellSession {
                 files: Vec::new(),
             },
             shut_down: AtomicBool::new(false),
+            dead: AtomicBool::new(false),
         });
         {
             let mut live = LIVE.lock();
@@ -205,11 +291,39 @@ impl ShellSession {
         m
     }
 
-    pub(super) fn marker_line(&self, seq: u64) -> String {
+    /// The end of every line we send: print the marker carrying `$?` (and `S` when the
+    /// in-shell syntax check failed) to the terminal itself — a command's `exec >/dev/null`
+    /// cannot swallow it — then save and switch off what would show our own commands in the
+    /// output: the user's DEBUG trap, xtrace and verbose (restored by [`Self::restore_prefix`]
+    /// before the next command), and line editing (a shell started by `exec bash` has it on).
+    /// Saving happens once per command: an interrupt may send several of these lines.
+    /// All inside a group whose output is discarded, so a DEBUG trap firing on these commands,
+    /// or their xtrace lines, print nothing. `$?` survives the DEBUG trap.
+    pub(super) fn end_line(&self, seq: u64) -> String {
         format!(
-            "builtin printf '\\036ART{}_{}_%d\\036' \"$?\"\n",
-            self.nonce, seq
+            "{{ \\builtin printf '\\036ART{}_{}_%d%s\\036' \"$?\" \"${{__art_syn-}}\" >/dev/tty; \
+             \\builtin unset __art_syn; if [[ -z ${{__art_saved-}} ]]; then \
+             \\builtin trap -p DEBUG >{traps}; \\builtin trap - DEBUG; __art_f=$-; __art_saved=1; fi; \
+             \\builtin set +xv +o emacs +o vi; }} >/dev/null 2>&1\n",
+            self.nonce,
+            seq,
+            traps = self.traps_file()
         )
+    }
+
+    /// Put back the user's DEBUG trap, xtrace and verbose saved by [`Self::end_line`], silently
+    /// (xtrace comes on last; the trap's first firing is discarded with the group's output).
+    pub(super) fn restore_prefix(&self) -> String {
+        format!(
+            "{{ \\builtin unset __art_saved; \\builtin source {}; \
+             case ${{__art_f-}} in *x*) \\builtin set -x;; esac; \
+             case ${{__art_f-}} in *v*) \\builtin set -v;; esac; }} >/dev/null 2>&1; ",
+            self.traps_file()
+        )
+    }
+
+    fn traps_file(&self) -> String {
+        shell_quote(&self.dir.join("traps").to_string_lossy())
     }
 
     /// Write `data` to the terminal, waiting (asynchronously, at most 5 s) while its input
@@ -241,7 +355,9 @@ impl ShellSession {
 
     /// Read whatever is available now without waiting. Returns false at EOF.
     pub(super) fn drain_now(&self, st: &mut State) -> bool {
-        loop {
+        // Bounded, so a program printing as fast as we read cannot keep a worker here.
+        for _ in 0..64 {
+            st.bound();
             st.buf.reserve(1 << 16);
             match rustix::io::read(
                 self.master.get_ref(),
@@ -254,6 +370,7 @@ impl ShellSession {
                 Err(_) => return false,
             }
         }
+        true
     }
 
     /// Wait for more output. Returns false at EOF (the shell exited).
@@ -298,15 +415,83 @@ impl ShellSession {
         Some((i, j + 1, text.parse::<i32>().unwrap_or(-1), syntax))
     }
 
+    /// Remove complete markers of earlier lines (an interrupt's extra resync lines answer
+    /// late) from `buf`: they are never output.
+    fn strip_stray_markers(buf: &mut Vec<u8>, cut: &mut Option<Cut>, prefix: &[u8]) {
+        let mut from = 0;
+        while let Some(i) = find(&buf[from..], prefix).map(|i| i + from) {
+            let body = i + prefix.len();
+            let close = buf[body..]
+                .iter()
+                .take(24)
+                .position(|b| *b == MARK)
+                .map(|j| body + j);
+            let Some(k) = close else {
+                from = body;
+                continue;
+            };
+            buf.drain(i..=k);
+            let n = k + 1 - i;
+            if let Some(c) = cut.as_mut().filter(|c| c.at > i) {
+                c.at = c.at.saturating_sub(n).max(i);
+            }
+            from = i;
+        }
+    }
+
     /// Take `buf[..upto]` as output and drop `buf[..consume]`.
     pub(super) fn take(st: &mut State, upto: usize, consume: usize) -> String {
-        let out = clean(&st.buf[..upto]);
+        let out = match st.cut.take() {
+            // The gap lies beyond what is taken: it stays, for the rest.
+            Some(c) if c.at > upto => {
+                if c.at >= consume {
+                    st.cut = Some(Cut {
+                        at: c.at - consume,
+                        ..c
+                    });
+                }
+                clean(&st.buf[..upto])
+            }
+            mut cut => {
+                // Exactly within the cap for what is returned (the running trim lets it
+                // overshoot by a quarter).
+                let rest = st.buf.split_off(upto);
+                Self::strip_stray_markers(&mut st.buf, &mut cut, &st.marker_prefix);
+                trim_to(&mut st.buf, &mut cut, st.cap);
+                let out = render(&st.buf, st.buf.len(), cut, st.cap, clean);
+                st.buf = rest;
+                st.buf.drain(..consume - upto);
+                st.scan = 0;
+                st.seen = 0;
+                st.expect_from = 0;
+                return out;
+            }
+        };
         st.buf.drain(..consume);
         st.scan = 0;
+        st.seen = 0;
+        st.expect_from = 0;
         out
     }
 
+    /// Whether commands can still run in this session.
+    pub fn is_alive(&self) -> bool {
+        !self.dead.load(Ordering::Acquire) && !self.shut_down.load(Ordering::Acquire)
+    }
+
+    /// The session cannot be used any more (`why`): kill everything in it and reap the shell.
+    pub(super) async fn give_up(&self, st: &mut State, why: String) {
+        st.broken = Some(why);
+        st.pending = None;
+        self.dead.store(true, Ordering::Release);
+        self.target.kill(Duration::from_millis(500)).await;
+        if let Some(mut child) = self.child.lock().await.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        }
+    }
+
     pub(super) async fn exited_output(&self, st: &mut State) -> RunOutput {
+        self.dead.store(true, Ordering::Release);
         let code = self.reap().await;
         st.exit = Some(code);
         st.pending = None;
@@ -347,6 +532,12 @@ impl ShellSession {
         if st.closed {
             return Err(Error::tool("shell.session", "the shell session is closed"));
         }
+        if let Some(why) = &st.broken {
+            return Err(Error::tool(
+                "shell.session",
+                format!("the shell of this session was closed: {why}; create a new session"),
+            ));
+        }
         if let Some(code) = st.exit {
             return Err(Error::tool(
                 "shell.session",
@@ -364,6 +555,7 @@ impl ShellSession {
         self.interrupt_tx.send_modify(|g| *g += 1);
         let mut st = self.state.lock().await;
         st.closed = true;
+        self.dead.store(true, Ordering::Release);
         let mut child = self.child.lock().await;
         if child.is_some() {
             self.target.kill(Duration::from_millis(500)).await;

@@ -17,7 +17,7 @@ async fn start() -> Arc<ShellSession> {
 
 fn cmd(timeout: f64) -> RunOptions {
     RunOptions {
-        timeout: Some(Duration::from_secs_f64(timeout)),
+        timeout: Some(crate::core::duration::from_secs("timeout", timeout).unwrap()),
         check_syntax: true,
         ..Default::default()
     }

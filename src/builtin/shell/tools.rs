@@ -7,20 +7,56 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::capped::{DEFAULT_MAX_OUTPUT, MIN_MAX_OUTPUT};
 use super::exec::{execute, ExecOptions};
 use super::manager::SessionManager;
 use super::options::{InputKind, Interrupt, RunOptions, SessionOptions};
-use crate::core::{FnTool, Registry, Result, ToolSpec};
+use crate::core::duration;
+use crate::core::{Error, FnTool, Registry, Result, ToolSpec};
 
 fn obj(props: Value, required: &[&str]) -> Value {
     json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
 }
 
-fn secs(v: &Value, key: &str) -> Option<Duration> {
-    v.get(key)
-        .and_then(Value::as_f64)
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(|s| Duration::from_secs_f64(s.min(1e9)))
+fn invalid(tool: &str, path: &str, message: impl Into<String>) -> Error {
+    Error::InvalidArguments {
+        tool: tool.into(),
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// Seconds at `key` (absent or null: `None`). NaN and negative numbers are refused; huge
+/// ones (1e300) mean forever (clamped to `core::duration::FOREVER`).
+fn secs(tool: &str, v: &Value, key: &str) -> Result<Option<Duration>> {
+    match v.get(key).filter(|x| !x.is_null()) {
+        None => Ok(None),
+        Some(x) => {
+            let s = x
+                .as_f64()
+                .ok_or_else(|| invalid(tool, key, format!("expected a number, got {x}")))?;
+            duration::from_secs(key, s)
+                .map(Some)
+                .map_err(|m| invalid(tool, key, m))
+        }
+    }
+}
+
+fn max_output(tool: &str, v: &Value) -> Result<usize> {
+    match v.get("max_output").filter(|x| !x.is_null()) {
+        None => Ok(DEFAULT_MAX_OUTPUT),
+        Some(x) => x
+            .as_u64()
+            .filter(|n| *n >= MIN_MAX_OUTPUT as u64)
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+            .ok_or_else(|| {
+                invalid(
+                    tool,
+                    "max_output",
+                    format!("expected an integer of at least {MIN_MAX_OUTPUT} bytes, got {x}"),
+                )
+            }),
+    }
 }
 
 fn str_map(v: &Value, key: &str) -> Option<HashMap<String, String>> {
@@ -29,6 +65,24 @@ fn str_map(v: &Value, key: &str) -> Option<HashMap<String, String>> {
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
             .collect()
     })
+}
+
+/// Environment for a session: names and values the OS accepts, or `InvalidArguments`.
+fn env_map(tool: &str, v: &Value) -> Result<HashMap<String, String>> {
+    let env = str_map(v, "env").unwrap_or_default();
+    for (k, val) in &env {
+        if k.is_empty() || k.contains(['=', '\0']) {
+            return Err(invalid(
+                tool,
+                "env",
+                format!("invalid variable name {k:?} (empty, or contains '=' or NUL)"),
+            ));
+        }
+        if val.contains('\0') {
+            return Err(invalid(tool, &format!("env.{k}"), "contains a NUL byte"));
+        }
+    }
+    Ok(env)
 }
 
 fn session_name(v: &Value) -> String {
@@ -62,13 +116,23 @@ pub fn register(registry: &Registry) -> Result<()> {
 
 /// Register the `shell.*` tools using `manager` for the sessions.
 pub fn register_with(registry: &Registry, manager: Arc<SessionManager>) -> Result<()> {
-    let timeout_prop = json!({"type": ["number", "null"], "minimum": 0});
+    let timeout_prop = json!({"type": ["number", "null"], "minimum": 0,
+                              "description": "seconds; huge values mean no limit"});
+    let max_output_prop = json!({"type": ["integer", "null"], "minimum": MIN_MAX_OUTPUT,
+        "default": DEFAULT_MAX_OUTPUT,
+        "description": "bytes of output kept (per stream for shell.run); past it the middle is \
+                        dropped and a line says how much"});
+    let session_prop =
+        json!({"type": "string", "minLength": 1, "maxLength": 256, "default": "default"});
     let env_prop = json!({"type": "object", "additionalProperties": {"type": "string"}});
     registry.replace(Arc::new(FnTool::new(
         ToolSpec::new("shell.run")
             .description(
                 "Run one command (argv list, or a string run by /bin/sh -c) with stdin closed and \
-                 return its stdout, stderr and exit code. On timeout its whole process group is killed.",
+                 return its stdout, stderr and exit code. With shell=true and a list, the first \
+                 element is the script and the others its $0, $1, ... (as Python's subprocess). On \
+                 timeout everything it started is killed (setsid children included) and the output \
+                 printed until then is returned with timed_out=true.",
             )
             .input_schema(obj(
                 json!({
@@ -79,7 +143,8 @@ pub fn register_with(registry: &Registry, manager: Arc<SessionManager>) -> Resul
                     "env": {"type": ["object", "null"], "additionalProperties": {"type": "string"},
                             "description": "the complete environment (default: inherit)"},
                     "cwd": {"type": ["string", "null"]},
-                    "merge_output_streams": {"type": "boolean", "default": false}
+                    "merge_output_streams": {"type": "boolean", "default": false},
+                    "max_output": max_output_prop
                 }),
                 &["command"],
             ))
@@ -103,10 +168,11 @@ pub fn register_with(registry: &Registry, manager: Arc<SessionManager>) -> Resul
             let opts = ExecOptions {
                 argv,
                 shell: v.get("shell").and_then(Value::as_bool).unwrap_or(default_shell),
-                timeout: secs(&v, "timeout"),
+                timeout: secs("shell.run", &v, "timeout")?,
                 env: str_map(&v, "env"),
                 cwd: v.get("cwd").and_then(Value::as_str).map(PathBuf::from),
                 merge_output_streams: v.get("merge_output_streams").and_then(Value::as_bool).unwrap_or(false),
+                max_output: max_output("shell.run", &v)?,
             };
             let r = execute(&opts).await?;
             Ok(json!({"stdout": r.stdout, "stderr": r.stderr, "exit_code": r.exit_code, "timed_out": r.timed_out}))
@@ -122,7 +188,7 @@ pub fn register_with(registry: &Registry, manager: Arc<SessionManager>) -> Resul
             )
             .input_schema(obj(
                 json!({
-                    "session": {"type": "string", "minLength": 1, "default": "default"},
+                    "session": session_prop,
                     "startup_source": {"type": "array", "items": {"type": "string"}},
                     "startup_timeout": {"type": "number", "minimum": 0, "default": 10},
                     "env": env_prop,
@@ -148,8 +214,9 @@ pub fn register_with(registry: &Registry, manager: Arc<SessionManager>) -> Resul
                         .and_then(Value::as_array)
                         .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
                         .unwrap_or_default(),
-                    startup_timeout: secs(&v, "startup_timeout").unwrap_or(defaults.startup_timeout),
-                    env: str_map(&v, "env").unwrap_or_default(),
+                    startup_timeout: secs("shell.session.create", &v, "startup_timeout")?
+                        .unwrap_or(defaults.startup_timeout),
+                    env: env_map("shell.session.create", &v)?,
                     cwd: v.get("cwd").and_then(Value::as_str).map(PathBuf::from),
                     size: (
                         v.get("rows").and_then(Value::as_u64).map(|r| r.min(65535) as u16).unwrap_or(24),
@@ -176,14 +243,15 @@ pub fn register_with(registry: &Registry, manager: Arc<SessionManager>) -> Resul
             )
             .input_schema(obj(
                 json!({
-                    "session": {"type": "string", "default": "default"},
+                    "session": session_prop,
                     "command": {"type": "string"},
                     "timeout": timeout_prop,
                     "no_output_timeout": timeout_prop,
                     "expect": {"type": "array", "items": {"type": "string"}, "description": "regular expressions"},
                     "interactive": {"type": "boolean", "default": false},
                     "check_syntax": {"type": "boolean", "default": true},
-                    "interrupt_on_timeout": {"type": "boolean", "default": true}
+                    "interrupt_on_timeout": {"type": "boolean", "default": true},
+                    "max_output": max_output_prop
                 }),
                 &["command"],
             ))
@@ -195,8 +263,9 @@ pub fn register_with(registry: &Registry, manager: Arc<SessionManager>) -> Resul
                 let flag = |k: &str, d: bool| v.get(k).and_then(Value::as_bool).unwrap_or(d);
                 let opts = RunOptions {
                     kind: if flag("interactive", false) { InputKind::Interactive } else { InputKind::Command },
-                    timeout: secs(&v, "timeout"),
-                    no_output_timeout: secs(&v, "no_output_timeout"),
+                    timeout: secs("shell.session.run", &v, "timeout")?,
+                    no_output_timeout: secs("shell.session.run", &v, "no_output_timeout")?,
+                    max_output: max_output("shell.session.run", &v)?,
                     expect: v
                         .get("expect")
                         .and_then(Value::as_array)
@@ -222,7 +291,7 @@ pub fn register_with(registry: &Registry, manager: Arc<SessionManager>) -> Resul
             )
             .input_schema(obj(
                 json!({
-                    "session": {"type": "string", "default": "default"},
+                    "session": session_prop,
                     "timeout": {"type": "number", "minimum": 0, "default": 0.5,
                                 "description": "wait after each attempt"},
                     "retries": {"type": "integer", "minimum": 1, "maximum": 100, "default": 2},
@@ -237,9 +306,10 @@ pub fn register_with(registry: &Registry, manager: Arc<SessionManager>) -> Resul
                 let s = m.get(&session_name(&v))?;
                 let d = Interrupt::default();
                 let how = Interrupt {
-                    timeout: secs(&v, "timeout").unwrap_or(d.timeout),
+                    timeout: secs("shell.session.interrupt", &v, "timeout")?.unwrap_or(d.timeout),
                     retries: v.get("retries").and_then(Value::as_u64).map(|r| r as usize).unwrap_or(d.retries),
-                    resync_timeout: secs(&v, "resync_timeout").unwrap_or(d.resync_timeout),
+                    resync_timeout: secs("shell.session.interrupt", &v, "resync_timeout")?
+                        .unwrap_or(d.resync_timeout),
                 };
                 Ok(s.interrupt(&how).await?.to_json())
             }
@@ -252,10 +322,7 @@ pub fn register_with(registry: &Registry, manager: Arc<SessionManager>) -> Resul
             .description(
                 "Close a session: kill its shell and every process it started, and reap them.",
             )
-            .input_schema(obj(
-                json!({"session": {"type": "string", "default": "default"}}),
-                &[],
-            ))
+            .input_schema(obj(json!({"session": session_prop}), &[]))
             .output_schema(json!({"type": "null"})),
         move |v, _| {
             let m = m.clone();
