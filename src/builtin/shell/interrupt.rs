@@ -6,7 +6,7 @@ use rustix::process::Signal;
 
 use super::io_err;
 use super::options::{Interrupt, RunOutput, Status};
-use super::proc::{await_sigint_taken, signal_group_tree};
+use super::proc::{await_sigint_taken, signal_group_tree, switches};
 use super::pty::{assert_isig, assert_modes};
 use super::session::{ShellSession, State, MARK};
 use super::text::find;
@@ -80,6 +80,7 @@ impl ShellSession {
             .chain([Some(Signal::TERM), Some(Signal::KILL)])
             .collect();
         for step in steps {
+            let before = switches(self.pid).await;
             match step {
                 None if assert_isig(self.master.get_ref()).is_err() => {}
                 None => self
@@ -89,7 +90,7 @@ impl ShellSession {
                 Some(sig) => self.signal_foreground(sig).await,
             }
             if step.is_none() && self.foreground_is_shell() {
-                await_sigint_taken(self.pid, how.timeout).await;
+                await_sigint_taken(self.pid, before, how.timeout).await;
             }
             let old_marker = old.map(|s| self.marker(s));
             let alive = self

@@ -252,8 +252,9 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     }
 }
 
-/// Whether `pid` is asleep with no SIGINT pending (`false` if it cannot be read).
-fn idle_without_sigint(pid: i32) -> bool {
+/// Whether `pid` is asleep with no SIGINT pending and has slept since `switches` was read
+/// (voluntary context switches), i.e. it woke for the signal and went back to reading.
+fn idle_after_sigint(pid: i32, switches: u64) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
         return false;
     };
@@ -266,17 +267,37 @@ fn idle_without_sigint(pid: i32) -> bool {
             .to_string()
     };
     let pending = |name: &str| u64::from_str_radix(&field(name), 16).unwrap_or(0) & 0x2 != 0;
-    field("State:").starts_with('S') && !pending("SigPnd:") && !pending("ShdPnd:")
+    let slept = field("voluntary_ctxt_switches:")
+        .parse::<u64>()
+        .unwrap_or(0)
+        > switches;
+    slept && field("State:").starts_with('S') && !pending("SigPnd:") && !pending("ShdPnd:")
+}
+
+/// Voluntary context switches of `pid` so far (0 if unknown).
+pub(super) async fn switches(pid: i32) -> u64 {
+    blocking(move || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    })
+    .await
 }
 
 /// After a Ctrl-C to a shell that holds the terminal itself (a builtin like `read` runs): wait
 /// (at most `limit`) until it has taken the SIGINT and sleeps again, reading its next line.
 /// A line written earlier would be swallowed by `read` — and kept in its buffer for the next
-/// `read` of a later command.
-pub(super) async fn await_sigint_taken(pid: i32, limit: Duration) {
+/// `read` of a later command. `before`: [`switches`] read before the Ctrl-C was written (the
+/// terminal delivers it asynchronously, so "nothing pending" alone proves nothing).
+pub(super) async fn await_sigint_taken(pid: i32, before: u64, limit: Duration) {
     let end = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < end {
-        if blocking(move || idle_without_sigint(pid)).await {
+        if blocking(move || idle_after_sigint(pid, before)).await {
             return;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;

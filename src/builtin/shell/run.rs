@@ -237,9 +237,10 @@ impl ShellSession {
                     }
                     last_output = Instant::now();
                     if let Some(sink) = &opts.stream {
-                        // Never stream (part of) the marker: stop at its first byte.
+                        // Never stream (part of) a marker: stop where one may begin. A
+                        // program's own 0x1E bytes stream on.
                         let new = &st.buf[st.seen.min(st.buf.len())..];
-                        let cut = memchr::memchr(MARK, new).unwrap_or(new.len());
+                        let cut = possible_marker(new, &st.marker_prefix).unwrap_or(new.len());
                         if cut > 0 {
                             streamed += cut as u64;
                             sink(&crate::core::Progress {
@@ -266,4 +267,13 @@ impl ShellSession {
             }
         }
     }
+}
+
+/// The first offset in `new` where a marker starts or may start (`prefix` cut short by the end
+/// of what was read so far).
+fn possible_marker(new: &[u8], prefix: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(MARK, new).find(|&p| {
+        let rest = &new[p..];
+        rest.starts_with(prefix) || prefix.starts_with(rest)
+    })
 }

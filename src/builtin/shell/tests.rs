@@ -333,3 +333,145 @@ async fn closing_many_sessions_does_not_block_the_runtime() {
         assert!(session_members(pid).is_empty(), "{pid}");
     }
 }
+
+#[tokio::test]
+async fn the_wrapper_never_shows_and_survives_what_commands_do() {
+    let s = start().await;
+    let out = |r: RunOutput| (r.output.replace('\r', ""), r.exit_code);
+    for c in ["stty sane", "stty echo -icanon", "trap 'echo DBG' DEBUG"] {
+        s.run(c, &cmd(10.0)).await.unwrap();
+    }
+    let r = s.run("echo a; (exit 3)", &cmd(10.0)).await.unwrap();
+    assert_eq!(out(r), ("DBG\na\n".into(), Some(3))); // a subshell does not inherit it
+    s.run("trap - DEBUG; set -x", &cmd(10.0)).await.unwrap();
+    let r = s.run("echo t", &cmd(10.0)).await.unwrap();
+    assert!(
+        !r.output.contains("builtin") && r.output.ends_with("echo t\nt\n"),
+        "{r:?}"
+    );
+    s.run("set +x; exec >/dev/null", &cmd(10.0)).await.unwrap();
+    let r = s.run("echo gone; false", &cmd(10.0)).await.unwrap();
+    assert_eq!(out(r), (String::new(), Some(1)));
+    s.run("exec >/dev/tty", &cmd(10.0)).await.unwrap();
+    // A shell replaced by `exec bash` answers the interrupt's resync.
+    let opts = RunOptions {
+        interrupt_on_timeout: true,
+        ..cmd(1.0)
+    };
+    let r = s.run("exec bash --norc", &opts).await.unwrap();
+    assert!(r.interrupted, "{r:?}");
+    let r = s.run("echo back", &cmd(10.0)).await.unwrap();
+    assert_eq!(out(r), ("back\n".into(), Some(0)));
+    // `read` waiting on the terminal: interrupted cleanly, nothing left in its buffer.
+    let r = s.run("read x", &opts).await.unwrap();
+    assert_eq!(r.exit_code, Some(130));
+    let r = s
+        .run("read -t 1 y; echo \"[$y]\"", &cmd(10.0))
+        .await
+        .unwrap();
+    assert_eq!(out(r), ("[]\n".into(), Some(0)));
+    s.close().await;
+}
+
+#[tokio::test]
+async fn session_output_is_capped_with_a_notice() {
+    let s = start().await;
+    let opts = RunOptions {
+        max_output: 4096,
+        ..cmd(60.0)
+    };
+    let r = s.run("seq 1 100000", &opts).await.unwrap();
+    assert_eq!(r.exit_code, Some(0));
+    assert!(r.output.starts_with("1\n2\n3\n") && r.output.ends_with("99999\n100000\n"));
+    assert!(r.output.contains("bytes of output omitted"), "{}", r.output);
+    assert!(r.output.len() < 4096 + 200, "{}", r.output.len());
+    let r = s.run("echo small", &cmd(10.0)).await.unwrap();
+    assert_eq!(r.output, "small\n");
+    s.close().await;
+}
+
+#[tokio::test]
+async fn execute_is_subprocess_like_and_kills_everything_on_timeout() {
+    let run = |argv: &[&str], shell: bool, timeout: Option<Duration>| {
+        let opts = ExecOptions {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            shell,
+            timeout,
+            ..Default::default()
+        };
+        async move { execute(&opts).await.unwrap() }
+    };
+    let r = run(&["echo", "a;echo INJECTED"], true, None).await;
+    assert_eq!(r.stdout, "\n");
+    let r = run(&["echo $0-$1", "x", "y"], true, None).await;
+    assert_eq!(r.stdout, "x-y\n");
+    let dir = std::env::temp_dir().join(format!("art-exec-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("pid");
+    let script = format!(
+        "setsid sh -c 'echo $$ > {}; exec sleep 300' & echo started; sleep 60",
+        f.display()
+    );
+    let r = run(&[&script], true, Some(Duration::from_secs(1))).await;
+    assert!(r.timed_out);
+    assert_eq!(r.stdout, "started\n");
+    let pid: i32 = std::fs::read_to_string(&f).unwrap().trim().parse().unwrap();
+    let gone = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
+    };
+    let end = Instant::now() + Duration::from_secs(5);
+    while !gone(pid) && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(gone(pid), "setsid child {pid} survived the timeout");
+    let _ = std::fs::remove_dir_all(&dir);
+    // Arguments the OS would refuse are blamed on the argument.
+    let e = execute(&ExecOptions {
+        argv: vec!["pwd".into()],
+        cwd: Some("/no/such/dir".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("cwd /no/such/dir"), "{e}");
+    let e = execute(&ExecOptions {
+        argv: vec!["true".into()],
+        env: Some(HashMap::from([("A".into(), "a\0b".into())])),
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidArguments { ref path, .. } if path == "env.A"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn tool_seconds_are_checked_not_panicked() {
+    let reg = Registry::new();
+    register(&reg).unwrap();
+    let r = reg
+        .call_json("shell.run", json!({"command": "echo ok", "timeout": 1e300}))
+        .await
+        .unwrap();
+    assert_eq!(r["stdout"], "ok\n");
+    let e = reg
+        .call_json("shell.run", json!({"command": "true", "timeout": -1}))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidArguments { .. }), "{e}");
+    let e = reg
+        .call_json("shell.run", json!({"command": "true", "max_output": 1}))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("max_output"), "{e}");
+}
