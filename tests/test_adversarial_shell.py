@@ -460,3 +460,17 @@ def test_swerex_runtime_hostile_paths():
         await rt.close()
 
     asyncio.run(body())
+
+
+def test_exec_bash_without_a_timeout_is_noticed(reg):
+    reg.call("shell.session.create", {})
+    r = run(reg, "echo before; exec bash --norc", timeout=60)
+    assert r["status"] == "completed" and r["output"].startswith("before\n")
+    assert run(reg, "echo in-new-shell; false", timeout=10)["output"] == "in-new-shell\n"
+    # Still a working session: state, traps and timeouts.
+    run(reg, "V=7; trap 'echo DBG' DEBUG")
+    assert run(reg, "echo $V")["output"] == "DBG\n7\n"
+    run(reg, "trap - DEBUG")
+    r = run(reg, "sleep 30", timeout=0.5)
+    assert r["status"] == "timeout" and r["interrupted"]
+    assert run(reg, "echo end")["output"] == "end\n"

@@ -22,7 +22,7 @@ impl ShellSession {
         self.interrupt_locked(&mut st, how).await
     }
 
-    fn foreground_is_shell(&self) -> bool {
+    pub(super) fn foreground_is_shell(&self) -> bool {
         match rustix::termios::tcgetpgrp(self.master.get_ref()) {
             Ok(pg) => pg.as_raw_nonzero().get() == self.pid,
             Err(_) => true,

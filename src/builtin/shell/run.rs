@@ -159,6 +159,8 @@ impl ShellSession {
         st.seen = st.buf.len();
         st.expect_from = 0;
         let mut streamed = 0u64;
+        let mut reasked = false;
+        let mut next_probe = Instant::now() + PROBE_AFTER;
         loop {
             if let Some((start, end, code, syntax)) = Self::find_marker(&mut st, &marker) {
                 st.pending = None;
@@ -230,12 +232,34 @@ impl ShellSession {
                     None => std::future::pending().await,
                 }
             };
+            // A command that replaced the shell with a new bash (`exec bash`) never prints
+            // our marker: look every second of silence, and ask the new shell for it.
+            let probe = async {
+                if opts.kind == InputKind::Command && !reasked {
+                    tokio::time::sleep_until(next_probe.into()).await
+                } else {
+                    std::future::pending().await
+                }
+            };
             tokio::select! {
+                _ = probe => {
+                    if self.shell_was_replaced().await {
+                        reasked = true;
+                        assert_modes(self.master.get_ref())
+                            .map_err(|e| io_err("cannot set the terminal modes", e))?;
+                        self.write_all(self.end_line(seq).as_bytes())
+                            .await
+                            .map_err(|e| io_err("cannot write to the shell", e))?;
+                    } else {
+                        next_probe = Instant::now() + PROBE_AFTER;
+                    }
+                }
                 alive = self.fill(&mut st) => {
                     if !alive {
                         return Ok(self.exited_output(&mut st).await);
                     }
                     last_output = Instant::now();
+                    next_probe = last_output + PROBE_AFTER;
                     if let Some(sink) = &opts.stream {
                         // Never stream (part of) a marker: stop where one may begin. A
                         // program's own 0x1E bytes stream on.
@@ -268,6 +292,9 @@ impl ShellSession {
         }
     }
 }
+
+/// Silence after which a running command is checked for having replaced the shell.
+const PROBE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The first offset in `new` where a marker starts or may start (`prefix` cut short by the end
 /// of what was read so far).

@@ -76,6 +76,8 @@ pub struct ShellSession {
     shut_down: AtomicBool,
     /// Closed, exited or given up: nothing more can run here (readable without the lock).
     dead: AtomicBool,
+    /// The shell's /proc cmdline and exe once it runs (to notice `exec bash`).
+    identity: parking_lot::Mutex<Option<(Vec<u8>, PathBuf)>>,
 }
 
 fn bad_option(path: &str, message: impl Into<String>) -> Error {
@@ -239,6 +241,7 @@ impl ShellSession {
             },
             shut_down: AtomicBool::new(false),
             dead: AtomicBool::new(false),
+            identity: parking_lot::Mutex::new(None),
         });
         {
             let mut live = LIVE.lock();
@@ -260,7 +263,11 @@ impl ShellSession {
             ..Default::default()
         };
         match session.run(&init, &run).await {
-            Ok(out) if out.status == Status::Completed => Ok((session, out.output)),
+            Ok(out) if out.status == Status::Completed => {
+                let id = identity(pid).await;
+                *session.identity.lock() = id;
+                Ok((session, out.output))
+            }
             Ok(out) => {
                 session.close().await;
                 Err(Error::tool(
@@ -474,6 +481,25 @@ impl ShellSession {
         out
     }
 
+    /// Whether the process leading the session now runs another bash command line than the
+    /// shell we started (`exec bash ...` in a command), while holding the terminal itself:
+    /// then it reads our lines, but the marker of the running command will never come.
+    pub(super) async fn shell_was_replaced(&self) -> bool {
+        let Some((cmdline, exe)) = self.identity.lock().clone() else {
+            return false;
+        };
+        if !self.foreground_is_shell() {
+            return false;
+        }
+        match identity(self.pid).await {
+            Some((c, e)) if e == exe && c != cmdline => {
+                *self.identity.lock() = Some((c, e));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Whether commands can still run in this session.
     pub fn is_alive(&self) -> bool {
         !self.dead.load(Ordering::Acquire) && !self.shut_down.load(Ordering::Acquire)
@@ -579,4 +605,13 @@ impl Drop for ShellSession {
             });
         }
     }
+}
+
+/// /proc/PID/cmdline and the target of /proc/PID/exe.
+async fn identity(pid: i32) -> Option<(Vec<u8>, PathBuf)> {
+    let cmdline = tokio::fs::read(format!("/proc/{pid}/cmdline")).await.ok()?;
+    let exe = tokio::fs::read_link(format!("/proc/{pid}/exe"))
+        .await
+        .ok()?;
+    Some((cmdline, exe))
 }
