@@ -168,6 +168,8 @@ impl ShellSession {
             ));
         };
         st.pending = None;
+        // The shell answering may be a new one (`exec bash`): what it is now is the reference.
+        self.refresh_identity().await;
         // The interrupted command's own marker (if its line went on after Ctrl-C) is not output.
         if let Some(old) = old {
             let m = self.marker(old);

@@ -500,6 +500,12 @@ impl ShellSession {
         }
     }
 
+    pub(super) async fn refresh_identity(&self) {
+        if let Some(id) = identity(self.pid).await {
+            *self.identity.lock() = Some(id);
+        }
+    }
+
     /// Whether commands can still run in this session.
     pub fn is_alive(&self) -> bool {
         !self.dead.load(Ordering::Acquire) && !self.shut_down.load(Ordering::Acquire)
