@@ -299,13 +299,10 @@ def test_yes_never_aborts_the_host(reg):
 
 
 def agent_runtime_default_cap() -> int:
-    return Registry_spec_default("shell.run")
-
-
-def Registry_spec_default(tool: str) -> int:
+    """The documented default of `max_output` (from the tool's schema)."""
     r = Registry()
     agent_runtime.register_builtin_tools(["shell"], registry=r)
-    return int(r.spec(tool)["input_schema"]["properties"]["max_output"]["default"])
+    return int(r.spec("shell.run")["input_schema"]["properties"]["max_output"]["default"])
 
 
 # --- numbers ---------------------------------------------------------------------------------
