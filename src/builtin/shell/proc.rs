@@ -2,8 +2,8 @@
 //!
 //! A process group or session id alone misses children that called `setsid` (or `setpgid`),
 //! so a [`Target`] also follows parent links from every member, and (once, at the start of a
-//! kill) looks for processes that carry the session's environment tag or hold one of its
-//! files (the pty, the output pipes) open — daemons that double-forked away from the tree.
+//! kill) looks for processes that carry the session's environment tag or (for one-shot
+//! commands) hold its output pipes open — daemons that double-forked away from the tree.
 //! Scans run on the blocking pool (async callers) or on the caller's own thread (the reaper
 //! thread, the shutdown hook), never on a tokio worker.
 

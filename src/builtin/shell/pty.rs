@@ -6,8 +6,8 @@ use std::os::fd::OwnedFd;
 use rustix::fs::OFlags;
 use rustix::termios::{LocalModes, OptionalActions, OutputModes, Winsize};
 
-/// A new pty: (master, slave, the slave's path). The master is non-blocking.
-pub(super) fn open_pty(size: (u16, u16)) -> io::Result<(OwnedFd, OwnedFd, String)> {
+/// A new pty: (master, slave). The master is non-blocking.
+pub(super) fn open_pty(size: (u16, u16)) -> io::Result<(OwnedFd, OwnedFd)> {
     use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
     let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
     grantpt(&master)?;
@@ -36,8 +36,7 @@ pub(super) fn open_pty(size: (u16, u16)) -> io::Result<(OwnedFd, OwnedFd, String
     )?;
     let fl = rustix::fs::fcntl_getfl(&master)?;
     rustix::fs::fcntl_setfl(&master, fl | OFlags::NONBLOCK)?;
-    let path = name.to_string_lossy().into_owned();
-    Ok((master, slave, path))
+    Ok((master, slave))
 }
 
 const ECHO_MODES: LocalModes = LocalModes::ECHO

@@ -153,8 +153,7 @@ impl ShellSession {
     /// Start bash in a new pty; returns the session and the startup output.
     pub async fn start(opts: &SessionOptions) -> Result<(Arc<ShellSession>, String)> {
         check_options(opts).await?;
-        let (master, slave, _slave_path) =
-            open_pty(opts.size).map_err(|e| io_err("cannot open a pty", e))?;
+        let (master, slave) = open_pty(opts.size).map_err(|e| io_err("cannot open a pty", e))?;
         let id = format!("{}-{:016x}", std::process::id(), fastrand::u64(..));
         let dir = std::env::temp_dir().join(format!("agent-runtime-shell-{id}"));
         tokio::fs::create_dir_all(&dir)
