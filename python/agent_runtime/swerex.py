@@ -121,8 +121,9 @@ class RustRuntime(AbstractRuntime):
     async def create_session(self, request: Any) -> CreateBashSessionResponse:
         """Start a bash session (``CreateBashSessionRequest``)."""
         name = request.session
-        if name in self._sessions:
+        if name in self._sessions and name in await self._call("shell.session.list", {}):
             raise SessionExistsError(f"session {name} already exists")
+        # Not listed any more: its shell exited or was given up; the tool replaces it.
         self._sessions.add(name)
         try:
             r = await self._call(
@@ -138,6 +139,11 @@ class RustRuntime(AbstractRuntime):
             raise
         return CreateBashSessionResponse(output=r["output"])
 
+    async def _forget_if_dead(self, name: str) -> None:
+        """After a failure: a session the tools gave up on (it stopped answering) is gone."""
+        if name not in await self._call("shell.session.list", {}):
+            self._sessions.discard(name)
+
     def _require(self, name: str) -> None:
         if name not in self._sessions:
             raise SessionDoesNotExistError(f"session {name!r} does not exist")
@@ -146,14 +152,18 @@ class RustRuntime(AbstractRuntime):
         """Run a ``BashAction`` or ``BashInterruptAction`` in its session."""
         self._require(action.session)
         if isinstance(action, BashInterruptAction):
-            r = await self._call(
-                "shell.session.interrupt",
-                {
-                    "session": action.session,
-                    "timeout": max(float(action.timeout), self._interrupt_timeout),
-                    "retries": max(int(action.n_retry), 1),
-                },
-            )
+            try:
+                r = await self._call(
+                    "shell.session.interrupt",
+                    {
+                        "session": action.session,
+                        "timeout": max(float(action.timeout), self._interrupt_timeout),
+                        "retries": max(int(action.n_retry), 1),
+                    },
+                )
+            except Exception:
+                await self._forget_if_dead(action.session)
+                raise
             return BashObservation(output=r["output"].strip(), exit_code=0)
         interactive = bool(action.is_interactive_command or action.is_interactive_quit)
         args: Dict[str, Any] = {
@@ -165,7 +175,11 @@ class RustRuntime(AbstractRuntime):
             "check_syntax": not interactive,
             "interrupt_on_timeout": False,
         }
-        r = await self._call("shell.session.run", args)
+        try:
+            r = await self._call("shell.session.run", args)
+        except Exception:
+            await self._forget_if_dead(action.session)
+            raise
         status = r["status"]
         if status == "syntax_error":
             stdout, stderr = r.get("bash_stdout", ""), r.get("bash_stderr", "")
@@ -210,7 +224,13 @@ class RustRuntime(AbstractRuntime):
         return CloseBashSessionResponse()
 
     async def execute(self, command: Any) -> CommandResponse:
-        """Run a ``Command`` as a subprocess (stdin closed), like ``subprocess.run``."""
+        """Run a ``Command`` as a subprocess (stdin closed), like ``subprocess.run``.
+
+        With ``shell=True`` and a list, the first element is the script and the others are its
+        ``$0``, ``$1``, ... (``subprocess`` semantics, as ``LocalRuntime``). On timeout every
+        process the command started is killed; the ``CommandTimeoutError`` carries the output
+        printed until then in ``extra_info`` (``stdout``, ``stderr``).
+        """
         cmd = command.command
         r = await self._call(
             "shell.run",
@@ -224,7 +244,9 @@ class RustRuntime(AbstractRuntime):
             },
         )
         if r["timed_out"]:
-            raise CommandTimeoutError(f"Timeout ({command.timeout}s) exceeded while running command")
+            err = CommandTimeoutError(f"Timeout ({command.timeout}s) exceeded while running command")
+            err.extra_info = {"stdout": r["stdout"], "stderr": r["stderr"]}  # type: ignore[attr-defined]
+            raise err
         resp = CommandResponse(stdout=r["stdout"], stderr=r["stderr"], exit_code=r["exit_code"])
         if getattr(command, "check", False) and r["exit_code"] != 0:
             _raise_nonzero(command, f"Stdout:\n{resp.stdout!r}\nStderr:\n{resp.stderr!r}", r["exit_code"])
