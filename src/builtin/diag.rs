@@ -48,7 +48,14 @@ pub fn register(registry: &Registry) -> Result<()> {
                 )),
             |v, _| async move {
                 let s = v["seconds"].as_f64().unwrap_or_default();
-                tokio::time::sleep(Duration::from_secs_f64(s.min(86_400.0))).await;
+                let d = crate::core::duration::from_secs("seconds", s).map_err(|message| {
+                    Error::InvalidArguments {
+                        tool: "diag.sleep".into(),
+                        path: "seconds".into(),
+                        message,
+                    }
+                })?;
+                tokio::time::sleep(d.min(Duration::from_secs(86_400))).await;
                 Ok(json!(s))
             },
         ),
@@ -139,6 +146,53 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(v, json!(2));
+    }
+
+    /// `diag.call` of `diag.call` of … `depth` times, ending in `diag.add`.
+    fn nested(depth: usize) -> Value {
+        let mut v = json!({"name": "diag.add", "args": {"a": 1, "b": 2}});
+        for _ in 1..depth {
+            v = json!({"name": "diag.call", "args": v});
+        }
+        v
+    }
+
+    #[tokio::test]
+    async fn nesting_is_limited() {
+        let r = reg();
+        let max = crate::core::tool::MAX_CALL_DEPTH as usize;
+        // The outermost call is depth 0: MAX_CALL_DEPTH + 1 calls in all are allowed.
+        assert_eq!(
+            r.call_json("diag.call", nested(max)).await.unwrap(),
+            json!(3)
+        );
+        match r.call_json("diag.call", nested(max + 1)).await {
+            Err(e @ Error::Tool { .. }) => assert!(
+                e.to_string()
+                    .contains(&format!("call depth limit {max} exceeded")),
+                "{e}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // Blocking callers and spawned tasks see the same limit.
+        let reg2 = r.clone();
+        let blocking = tokio::task::spawn_blocking(move || {
+            reg2.call_blocking("diag.call", Payload::Json(nested(max + 1)))
+        });
+        assert!(blocking.await.unwrap().is_err());
+        let t = r
+            .spawn(
+                "diag.call",
+                nested(max + 5),
+                crate::core::CallContext::new(),
+            )
+            .unwrap();
+        assert!(t
+            .wait()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("call depth limit"));
     }
 
     #[tokio::test]

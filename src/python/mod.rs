@@ -30,7 +30,9 @@ pub use registry::PyRegistry;
 #[pyfunction]
 #[pyo3(signature = (timeout = 1.0))]
 fn shutdown(py: Python<'_>, timeout: f64) -> PyResult<()> {
-    let t = Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
+    let t = crate::core::duration::from_secs("timeout", timeout)
+        .map_err(pyo3::exceptions::PyValueError::new_err)?
+        .min(Duration::from_secs(3600));
     loop_bridge::stop_runtime_loop(py, t.as_secs_f64())?;
     py.detach(|| runtime::shutdown(t));
     Ok(())

@@ -144,11 +144,13 @@ impl PyTool {
     /// carries them (read from `call`, so no extra attach is needed to pass them along).
     fn run_sync(&self, args: &Payload, call: &CallContext) -> Result<Payload> {
         let contextvars = call.foreign::<PyCallCtx>().and_then(|p| p.context.as_ref());
-        with_gil(|py| {
-            self.kwargs(py, args)
-                .and_then(|kw| self.invoke(py, Some(&kw), Some(call), contextvars))
-                .map(|r| Payload::Foreign(Arc::new(PyValue::result(r.unbind()))))
-                .map_err(|e| from_pyerr(py, e))
+        super::registry::run_nested(call, || {
+            with_gil(|py| {
+                self.kwargs(py, args)
+                    .and_then(|kw| self.invoke(py, Some(&kw), Some(call), contextvars))
+                    .map(|r| Payload::Foreign(Arc::new(PyValue::result(r.unbind()))))
+                    .map_err(|e| from_pyerr(py, e))
+            })
         })
     }
 }

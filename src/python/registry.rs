@@ -1,5 +1,6 @@
 //! `agent_runtime._native.Registry`: the registry as Python sees it.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,9 @@ use super::gil::with_gil;
 use super::loop_bridge::{into_awaitable, Ready};
 use super::pytool::{PyCallCtx, PyTool};
 use super::task::PyTask;
-use crate::core::registry::{finished_event, started_event};
+use crate::core::duration::positive_secs;
+use crate::core::registry::{depth_error, finished_event, started_event};
+use crate::core::tool::MAX_CALL_DEPTH;
 use crate::core::{
     events, runtime, CallContext, Payload, Progress, ProgressSink, Registered, Registry, ToolSpec,
 };
@@ -115,15 +118,13 @@ fn running_loop(py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
     Ok(if l.is_none() { None } else { Some(l.unbind()) })
 }
 
-/// A per-call timeout argument: positive seconds.
+/// A per-call timeout argument: positive seconds (huge values and +inf mean "no deadline in
+/// practice" and are clamped to [`crate::core::duration::FOREVER`]).
 fn duration_arg(timeout: Option<f64>) -> PyResult<Option<Duration>> {
-    match timeout {
-        None => Ok(None),
-        Some(t) if t.is_finite() && t > 0.0 => Ok(Some(Duration::from_secs_f64(t))),
-        Some(t) => Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "timeout must be a positive number of seconds, got {t}"
-        ))),
-    }
+    timeout
+        .map(|t| positive_secs("timeout", t))
+        .transpose()
+        .map_err(pyo3::exceptions::PyValueError::new_err)
 }
 
 /// Forward progress reports to a Python callable `fn(done, total, message)`, from whichever
@@ -143,6 +144,31 @@ fn progress_sink(on_progress: Option<Py<PyAny>>) -> Option<ProgressSink> {
     }))
 }
 
+thread_local! {
+    /// Depth a call started on this thread gets: one more than the sync Python tool running
+    /// here (0 outside any tool). Python code calling back into the registry from inside a
+    /// tool has no `CallContext` in hand; this is how its calls still count as nested.
+    static NESTED_DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The nesting depth of a call started now on this thread (see [`NESTED_DEPTH`]).
+pub(crate) fn nested_depth() -> u32 {
+    NESTED_DEPTH.with(Cell::get)
+}
+
+/// Run `f` (a sync Python tool's body, called with `ctx`) so that calls it makes on this
+/// thread are nested one level below `ctx`.
+pub(crate) fn run_nested<R>(ctx: &CallContext, f: impl FnOnce() -> R) -> R {
+    struct Restore(u32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            NESTED_DEPTH.with(|d| d.set(self.0));
+        }
+    }
+    let _restore = Restore(NESTED_DEPTH.with(|d| d.replace(ctx.depth.saturating_add(1))));
+    f()
+}
+
 /// A sync Python tool on the calling thread: no thread hop, the caller's objects as they are.
 fn call_inline(
     py: Python<'_>,
@@ -151,11 +177,18 @@ fn call_inline(
     dict: Option<&Bound<'_, PyDict>>,
     progress: Option<ProgressSink>,
 ) -> PyResult<Py<PyAny>> {
+    let depth = nested_depth();
+    if depth > MAX_CALL_DEPTH {
+        let probe = CallContext::default().with_depth(depth);
+        if let Some(err) = depth_error(e.name(), &probe) {
+            return Err(super::errors::to_pyerr(py, err));
+        }
+    }
     let observed = events::active();
     if !observed && !pt.wants_context() {
         return Ok(pt.invoke(py, dict, None, None)?.unbind());
     }
-    let call = CallContext::new().with_progress(progress);
+    let call = CallContext::new().with_progress(progress).with_depth(depth);
     let t0 = Instant::now();
     started_event(e.name(), call.call_id);
     let r = pt.invoke(py, dict, Some(&call), None).map(Bound::unbind);
@@ -212,7 +245,8 @@ impl PyRegistry {
             ..CallContext::new()
         }
         .with_timeout(timeout)
-        .with_progress(progress);
+        .with_progress(progress)
+        .with_depth(nested_depth());
         (ctx, p)
     }
 }
