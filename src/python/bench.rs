@@ -103,4 +103,3 @@ where
 fn _bench_future_into_py(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     pyo3_async_runtimes::tokio::future_into_py(py, async { Ok(()) })
 }
-

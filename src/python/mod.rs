@@ -1,5 +1,7 @@
 //! The pyo3 boundary: the `agent_runtime._native` extension module.
 
+#[cfg(feature = "bench")]
+mod bench;
 pub mod context;
 pub mod convert;
 pub mod errors;
@@ -10,8 +12,6 @@ pub mod loop_bridge;
 pub mod pytool;
 pub mod registry;
 pub mod task;
-#[cfg(feature = "bench")]
-mod bench;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
