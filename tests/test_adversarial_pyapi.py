@@ -377,3 +377,28 @@ def test_shallow_nesting_is_unaffected():
 
     r.tool(hop, name="hop")
     assert r.call("hop", {"n": 0}, timeout=600) == 20
+
+
+def test_async_recursion_is_limited_too():
+    # A thread-local cannot follow a coroutine: the depth rides in the task's contextvars.
+    r = Registry()
+    agent_runtime.register_diagnostic_tools(r)
+    seen: List[int] = []
+
+    async def ahop(n: int) -> int:
+        seen.append(n)
+        return await r.call_async("diag.call", {"name": "ahop", "args": {"n": n + 1}})
+
+    r.tool(ahop, name="ahop")
+
+    async def main() -> None:
+        with pytest.raises(ToolError, match="call depth limit 64 exceeded"):
+            await r.call_async("ahop", {"n": 0}, timeout=600)
+
+    run(main())
+    assert 30 <= max(seen) <= 40, max(seen)
+    # From a sync caller (the tool runs on the runtime's loop) as well.
+    seen.clear()
+    with pytest.raises(ToolError, match="call depth limit 64 exceeded"):
+        r.call("diag.call", {"name": "ahop", "args": {"n": 0}}, timeout=600)
+    assert 30 <= max(seen) <= 40, max(seen)

@@ -186,9 +186,9 @@ impl Tool for PyTool {
                 Some(l) => l.clone_ref(py),
                 None => runtime_loop(py).map_err(|e| from_pyerr(py, e))?,
             };
-            let contextvars = pctx
-                .and_then(|p| p.context.as_ref())
-                .map(|c| c.clone_ref(py));
+            let contextvars =
+                super::registry::context_nested_in(py, pctx.and_then(|p| p.context.as_ref()), &ctx)
+                    .map_err(|e| from_pyerr(py, e))?;
             let call = ctx.clone();
             let make = Box::new(move |py: Python<'_>| {
                 let kw = this.kwargs(py, &args)?;
@@ -196,7 +196,7 @@ impl Tool for PyTool {
                 this.invoke(py, Some(&kw), Some(&call), None)
                     .map(Bound::unbind)
             });
-            Ok::<_, Error>(await_coroutine(py, name, lp, contextvars, make))
+            Ok::<_, Error>(await_coroutine(py, name, lp, Some(contextvars), make))
         });
         match started {
             Ok(f) => Box::pin(f),
