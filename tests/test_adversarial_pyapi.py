@@ -402,3 +402,10 @@ def test_async_recursion_is_limited_too():
     with pytest.raises(ToolError, match="call depth limit 64 exceeded"):
         r.call("diag.call", {"name": "ahop", "args": {"n": 0}}, timeout=600)
     assert 30 <= max(seen) <= 40, max(seen)
+
+
+def test_huge_work_counts_obey_timeouts(reg):
+    # diag.spin with 2**64 - 1 steps would hold its thread forever; it checks for cancellation.
+    with pytest.raises(agent_runtime.ToolTimeout):
+        reg.call("diag.spin", {"iterations": 2**64 - 1}, timeout=0.2)
+    assert isinstance(reg.call("diag.spin", {"iterations": 10}), int)

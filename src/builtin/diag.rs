@@ -8,6 +8,9 @@ use serde_json::{json, Value};
 use super::obj;
 use crate::core::{Error, FnTool, Payload, Registry, Result, ToolSpec};
 
+/// Iterations of `diag.spin` between two checks for cancellation.
+const SPIN_SLICE: u64 = 1 << 20;
+
 /// Register the `diag.*` tools into `registry` (replacing any of the same names).
 pub fn register(registry: &Registry) -> Result<()> {
     let tools: Vec<FnTool> = vec![
@@ -76,18 +79,33 @@ pub fn register(registry: &Registry) -> Result<()> {
                 .input_schema(obj(json!({}), &[])),
             |_| panic!("diag.panic was called"),
         ),
-        FnTool::sync(
+        FnTool::new(
             ToolSpec::new("diag.spin")
                 .description("Busy-loop for `iterations` steps of CPU work; returns a checksum.")
                 .input_schema(obj(
                     json!({"iterations": {"type": "integer", "minimum": 0}}),
                     &["iterations"],
                 )),
-            |v| {
+            |v, ctx| async move {
                 let n = v["iterations"].as_u64().unwrap_or_default();
                 let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-                for i in 0..n {
-                    x = x.rotate_left(5) ^ i.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                let mut i = 0;
+                // In slices, yielding between them: a huge count stays cancellable (timeouts
+                // fire) instead of holding its thread for good.
+                while i < n {
+                    let end = n.min(i.saturating_add(SPIN_SLICE));
+                    for k in i..end {
+                        x = x.rotate_left(5) ^ k.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                    }
+                    i = end;
+                    if i < n {
+                        if ctx.is_cancelled() {
+                            return Err(Error::Cancelled {
+                                tool: "diag.spin".into(),
+                            });
+                        }
+                        tokio::task::yield_now().await;
+                    }
                 }
                 Ok(json!(x % 1_000_000_007))
             },
@@ -193,6 +211,25 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("call depth limit"));
+    }
+
+    #[tokio::test]
+    async fn spin_of_a_huge_count_obeys_its_timeout() {
+        let r = reg();
+        let small = r
+            .call_json("diag.spin", json!({"iterations": 3_000_000}))
+            .await
+            .unwrap();
+        assert!(small.is_u64());
+        let ctx = crate::core::CallContext::new().with_timeout(Some(Duration::from_millis(50)));
+        let big = r
+            .call_with(
+                "diag.spin",
+                Payload::Json(json!({"iterations": u64::MAX})),
+                ctx,
+            )
+            .await;
+        assert!(matches!(big, Err(Error::Timeout { .. })), "{big:?}");
     }
 
     #[tokio::test]
