@@ -28,6 +28,7 @@ from .common import (
     render_console,
     render_details_markdown,
     render_markdown,
+    require_bench_build,
 )
 
 # Module names under benches/, run in this order. Later: "tasks", "grpc", "mcp", "isolation", "swerex".
@@ -108,6 +109,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also dump raw results (all samples) as JSON")
     p.add_argument("--area", action="append", choices=AREAS, help="run only this area (repeatable)")
     args = p.parse_args(argv)
+    if "bridge" in (args.area or AREAS):
+        require_bench_build()  # before any area runs: fail in a second, not after minutes
 
     info = machine_info()
     for k, v in info.items():

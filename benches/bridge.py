@@ -20,6 +20,7 @@ from .common import (
     measure,
     measure_async,
     measure_native,
+    require_bench_build,
     row_from_samples,
     rss_bytes,
 )
@@ -97,7 +98,9 @@ def _sync_rows(quick: bool) -> Dict[str, Row]:
         out["B"]
     )
     out["bench"] = row(
-        "bench", 'call("bench.noop") \u2014 Python noop tool', target=Target(3, "ratio")
+        "bench",
+        'call("bench.noop") \u2014 Python noop tool (inline fast path: runs on the calling thread)',
+        target=Target(3, "ratio"),
     ).relate(out["A"])
     out["echo"] = row("echo", 'call("bench.echo_int", {"x": 1}) \u2014 Python tool, 1 int arg').relate(
         out["D"]
@@ -219,6 +222,7 @@ def _rss_rows(quick: bool) -> List[Row]:
 
 
 def run(quick: bool) -> List[Row]:
+    require_bench_build()
     _register()
     s = _sync_rows(quick)
     a = _async_rows(quick)

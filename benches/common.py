@@ -119,6 +119,22 @@ class Settings:
     native_min_figures: int
 
 
+BENCH_HOOKS = ("_bare_noop", "_bare_detach", "_bench_rust_to_python", "_bench_rust_await", "_bench_future_into_py")
+
+
+def require_bench_build() -> None:
+    """Stop with instructions unless the extension has the benchmark hooks (cargo feature
+    `bench`, left out of normal builds)."""
+    from agent_runtime import _native
+
+    missing = [h for h in BENCH_HOOKS if not hasattr(_native, h)]
+    if missing:
+        raise SystemExit(
+            "the benchmarks need the extension built with the `bench` feature "
+            f"(missing: {', '.join(missing)}); run: maturin develop --release --features bench"
+        )
+
+
 def settings(quick: bool) -> Settings:
     if quick:
         return Settings(True, 9, 2000, 20_000_000, 5_000_000, 200_000_000, 20_000, 9)

@@ -10,6 +10,7 @@ import functools
 import inspect
 import json
 import logging
+import math
 import os
 import sys
 from typing import Any, Callable, Mapping, TypeVar, overload
@@ -148,22 +149,51 @@ def configure_isolation(
     this process's ``sys.path``. Idle workers with older settings are replaced.
     """
     settings = {
-        "size": size,
-        "max_calls": max_calls,
-        "max_rss_mb": max_rss_mb,
-        "recycle_rss_mb": recycle_rss_mb,
-        "idle_timeout": idle_timeout,
-        "min_workers": min_workers,
-        "max_async_per_worker": max_async_per_worker,
+        "size": _count("size", size, 1),
+        "max_calls": _count("max_calls", max_calls, 1),
+        "max_rss_mb": _count("max_rss_mb", max_rss_mb, 1),
+        "recycle_rss_mb": _count("recycle_rss_mb", recycle_rss_mb, 1),
+        "idle_timeout": _seconds("idle_timeout", idle_timeout),
+        "min_workers": _count("min_workers", min_workers, 0, optional=False),
+        "max_async_per_worker": _count("max_async_per_worker", max_async_per_worker, 1, optional=False),
         "python": python,
         "env": dict(env or {}),
         "cwd": cwd,
-        "start_timeout": start_timeout,
-        "cancel_grace": cancel_grace,
+        "start_timeout": _seconds("start_timeout", start_timeout, optional=False),
+        "cancel_grace": _seconds("cancel_grace", cancel_grace, optional=False),
     }
     _apply_isolation(settings)
     _isolation_settings.clear()
     _isolation_settings.update(settings)
+
+
+# What "forever" means for a number of seconds (the native side's `core::duration::FOREVER`):
+# larger values, +inf included, are clamped to it.
+_FOREVER_SECONDS = 100 * 365 * 86400.0
+_MAX_COUNT = 2**63 - 1
+
+
+def _seconds(name: str, value: Any, optional: bool = True) -> float | None:
+    """A positive number of seconds (None when ``optional``); refused with the parameter named."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    v = float(value)
+    if math.isnan(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return min(v, _FOREVER_SECONDS)
+
+
+def _count(name: str, value: Any, minimum: int, optional: bool = True) -> int | None:
+    """An integer of at least ``minimum`` (None when ``optional``); refused with the parameter named."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if not minimum <= value <= _MAX_COUNT:
+        raise ValueError(f"{name} must be an integer from {minimum} to {_MAX_COUNT}, got {value!r}")
+    return value
 
 
 def _apply_isolation(settings: dict[str, Any]) -> None:

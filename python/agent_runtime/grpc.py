@@ -7,6 +7,7 @@ agent-runtime[grpc]``); the six small messages are encoded here, so no generated
 """
 
 import json
+import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 try:
@@ -17,6 +18,8 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 from ._native import ToolError
 
 _SERVICE = "/python.PythonService/"
+# Deadlines longer than this (100 years, as the native side's "forever") mean none at all.
+_FOREVER_SECONDS = 100 * 365 * 86400.0
 
 
 def _varint(n: int) -> bytes:
@@ -88,6 +91,13 @@ class Client:
     """
 
     def __init__(self, address: str, token: Optional[str] = None, timeout: Optional[float] = None) -> None:
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
+            if math.isnan(timeout) or timeout <= 0:
+                raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+            if math.isinf(timeout) or timeout > _FOREVER_SECONDS:
+                timeout = None  # no deadline (grpcio treats inf and huge deadlines as expired)
         self._channel = grpc.insecure_channel(address)
         self._timeout = timeout
         self._metadata: List[Tuple[str, str]] = [("authorization", f"Bearer {token}")] if token else []

@@ -8,6 +8,9 @@ use serde_json::{json, Value};
 use super::obj;
 use crate::core::{Error, FnTool, Payload, Registry, Result, ToolSpec};
 
+/// Iterations of `diag.spin` between two checks for cancellation.
+const SPIN_SLICE: u64 = 1 << 20;
+
 /// Register the `diag.*` tools into `registry` (replacing any of the same names).
 pub fn register(registry: &Registry) -> Result<()> {
     let tools: Vec<FnTool> = vec![
@@ -48,7 +51,14 @@ pub fn register(registry: &Registry) -> Result<()> {
                 )),
             |v, _| async move {
                 let s = v["seconds"].as_f64().unwrap_or_default();
-                tokio::time::sleep(Duration::from_secs_f64(s.min(86_400.0))).await;
+                let d = crate::core::duration::from_secs("seconds", s).map_err(|message| {
+                    Error::InvalidArguments {
+                        tool: "diag.sleep".into(),
+                        path: "seconds".into(),
+                        message,
+                    }
+                })?;
+                tokio::time::sleep(d.min(Duration::from_secs(86_400))).await;
                 Ok(json!(s))
             },
         ),
@@ -69,18 +79,33 @@ pub fn register(registry: &Registry) -> Result<()> {
                 .input_schema(obj(json!({}), &[])),
             |_| panic!("diag.panic was called"),
         ),
-        FnTool::sync(
+        FnTool::new(
             ToolSpec::new("diag.spin")
                 .description("Busy-loop for `iterations` steps of CPU work; returns a checksum.")
                 .input_schema(obj(
                     json!({"iterations": {"type": "integer", "minimum": 0}}),
                     &["iterations"],
                 )),
-            |v| {
+            |v, ctx| async move {
                 let n = v["iterations"].as_u64().unwrap_or_default();
                 let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-                for i in 0..n {
-                    x = x.rotate_left(5) ^ i.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                let mut i = 0;
+                // In slices, yielding between them: a huge count stays cancellable (timeouts
+                // fire) instead of holding its thread for good.
+                while i < n {
+                    let end = n.min(i.saturating_add(SPIN_SLICE));
+                    for k in i..end {
+                        x = x.rotate_left(5) ^ k.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                    }
+                    i = end;
+                    if i < n {
+                        if ctx.is_cancelled() {
+                            return Err(Error::Cancelled {
+                                tool: "diag.spin".into(),
+                            });
+                        }
+                        tokio::task::yield_now().await;
+                    }
                 }
                 Ok(json!(x % 1_000_000_007))
             },
@@ -139,6 +164,72 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(v, json!(2));
+    }
+
+    /// `diag.call` of `diag.call` of … `depth` times, ending in `diag.add`.
+    fn nested(depth: usize) -> Value {
+        let mut v = json!({"name": "diag.add", "args": {"a": 1, "b": 2}});
+        for _ in 1..depth {
+            v = json!({"name": "diag.call", "args": v});
+        }
+        v
+    }
+
+    #[tokio::test]
+    async fn nesting_is_limited() {
+        let r = reg();
+        let max = crate::core::tool::MAX_CALL_DEPTH as usize;
+        // The outermost call is depth 0: MAX_CALL_DEPTH + 1 calls in all are allowed.
+        assert_eq!(
+            r.call_json("diag.call", nested(max)).await.unwrap(),
+            json!(3)
+        );
+        match r.call_json("diag.call", nested(max + 1)).await {
+            Err(e @ Error::Tool { .. }) => assert!(
+                e.to_string()
+                    .contains(&format!("call depth limit {max} exceeded")),
+                "{e}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // Blocking callers and spawned tasks see the same limit.
+        let reg2 = r.clone();
+        let blocking = tokio::task::spawn_blocking(move || {
+            reg2.call_blocking("diag.call", Payload::Json(nested(max + 1)))
+        });
+        assert!(blocking.await.unwrap().is_err());
+        let t = r
+            .spawn(
+                "diag.call",
+                nested(max + 5),
+                crate::core::CallContext::new(),
+            )
+            .unwrap();
+        assert!(t
+            .wait()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("call depth limit"));
+    }
+
+    #[tokio::test]
+    async fn spin_of_a_huge_count_obeys_its_timeout() {
+        let r = reg();
+        let small = r
+            .call_json("diag.spin", json!({"iterations": 3_000_000}))
+            .await
+            .unwrap();
+        assert!(small.is_u64());
+        let ctx = crate::core::CallContext::new().with_timeout(Some(Duration::from_millis(50)));
+        let big = r
+            .call_with(
+                "diag.spin",
+                Payload::Json(json!({"iterations": u64::MAX})),
+                ctx,
+            )
+            .await;
+        assert!(matches!(big, Err(Error::Timeout { .. })), "{big:?}");
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use super::payload::Payload;
 use super::schema::ArgsValidator;
 use super::tasks::TaskHandle;
 use super::text::bounded;
-use super::tool::{CallContext, Tool, ToolSpec};
+use super::tool::{CallContext, Tool, ToolSpec, MAX_CALL_DEPTH};
 
 /// A tool as stored in a registry: the tool and its compiled input validator.
 pub struct Registered {
@@ -141,10 +141,19 @@ impl Registered {
         let token = ctx.cancel.clone();
         let call_id = ctx.call_id;
         let t0 = Instant::now();
-        started_event(&name, call_id);
-        let tool = self.tool.clone();
-        let fut = std::panic::catch_unwind(AssertUnwindSafe(|| tool.call(args, ctx)));
+        // Refused before it starts (no events): a call nested deeper than the limit.
+        let started = match depth_error(&name, &ctx) {
+            Some(e) => Err(e),
+            None => {
+                started_event(&name, call_id);
+                let tool = self.tool.clone();
+                Ok(std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    tool.call(args, ctx)
+                })))
+            }
+        };
         async move {
+            let fut = started?;
             let r = match fut {
                 Err(p) => Err(panic_error(&name, p)),
                 Ok(fut) => {
@@ -189,6 +198,9 @@ impl Registered {
     /// deadline can be enforced.
     pub fn call_blocking(&self, args: Payload, ctx: CallContext) -> Result<Payload> {
         self.validate_payload(&args)?;
+        if let Some(e) = depth_error(self.name(), &ctx) {
+            return Err(e);
+        }
         if self.effective_timeout(&ctx).is_some() {
             return super::runtime::block_on(self.start(args, ctx));
         }
@@ -239,6 +251,21 @@ pub fn finished_event<T>(tool: &str, call_id: u64, t0: Instant, r: &Result<T>) {
             error: r.as_ref().err().cloned(),
         });
     }
+}
+
+/// The error for a call of `tool` nested deeper than [`MAX_CALL_DEPTH`], or None. Public for
+/// boundaries that run a tool without going through [`Registered::call`].
+pub fn depth_error(tool: &str, ctx: &CallContext) -> Option<Error> {
+    (ctx.depth > MAX_CALL_DEPTH).then(|| {
+        Error::tool(
+            tool,
+            format!(
+                "call depth limit {MAX_CALL_DEPTH} exceeded: '{tool}' was called {} calls deep \
+                 (tools calling tools without end? check for a recursion)",
+                ctx.depth
+            ),
+        )
+    })
 }
 
 fn panic_error(tool: &str, p: Box<dyn std::any::Any + Send>) -> Error {

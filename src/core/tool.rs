@@ -117,7 +117,15 @@ pub struct CallContext {
     /// Data owned by the boundary that started the call (e.g. the caller's asyncio loop and
     /// contextvars), passed through the core opaquely.
     pub foreign: Option<Arc<dyn Any + Send + Sync>>,
+    /// How many calls this one is nested in (0 for a call from outside any tool); each
+    /// [`CallContext::child`] adds one. Calls deeper than [`MAX_CALL_DEPTH`] are refused.
+    pub depth: u32,
 }
+
+/// How deep tools calling tools may nest. Each level of a nested call through a blocking
+/// boundary (a sync Python tool calling back into the registry) holds a thread until the
+/// innermost call returns; a runaway recursion would otherwise exhaust the blocking pool.
+pub const MAX_CALL_DEPTH: u32 = 64;
 
 impl CallContext {
     /// A fresh context with a new call id.
@@ -149,19 +157,29 @@ impl CallContext {
             timeout: None,
             progress: self.progress.clone(),
             foreign: self.foreign.clone(),
+            depth: self.depth.saturating_add(1),
         }
+    }
+
+    /// The same context at nesting depth `depth` (for boundaries that start a call on behalf
+    /// of a running tool without holding its context, e.g. Python code inside a Python tool).
+    pub fn with_depth(mut self, depth: u32) -> Self {
+        self.depth = depth;
+        self
     }
 
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }
 
-    /// Report progress to whoever asked for it (a no-op otherwise).
+    /// Report progress to whoever asked for it (a no-op otherwise). JSON cannot carry NaN or
+    /// infinities: a report whose `done` is not finite is dropped, a non-finite `total` is
+    /// sent as unknown (None).
     pub fn report_progress(&self, done: f64, total: Option<f64>, message: Option<String>) {
-        if let Some(p) = &self.progress {
+        if let Some(p) = self.progress.as_ref().filter(|_| done.is_finite()) {
             p(&Progress {
                 done,
-                total,
+                total: total.filter(|t| t.is_finite()),
                 message,
             });
         }

@@ -65,8 +65,23 @@ impl PyContext {
 
     /// Report progress: `done` out of `total` (if known), with an optional message. Delivered
     /// to the caller's `on_progress`, `Task.progress`, MCP progress notifications, the CLI.
+    /// `done` and `total` must be finite: JSON transports (MCP, gRPC, the worker pipe) cannot
+    /// carry NaN or infinities.
     #[pyo3(signature = (done, total = None, message = None))]
-    fn progress(&self, py: Python<'_>, done: f64, total: Option<f64>, message: Option<String>) {
+    fn progress(
+        &self,
+        py: Python<'_>,
+        done: f64,
+        total: Option<f64>,
+        message: Option<String>,
+    ) -> PyResult<()> {
+        for (name, v) in [("done", Some(done)), ("total", total)] {
+            if let Some(v) = v.filter(|v| !v.is_finite()) {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "progress {name} must be a finite number, got {v}"
+                )));
+            }
+        }
         if let Some(p) = &self.progress {
             let p = p.clone();
             let report = Progress {
@@ -78,6 +93,7 @@ impl PyContext {
             let _ = py;
             p(&report);
         }
+        Ok(())
     }
 
     /// Log `message` on the `agent_runtime.tools` logger, tagged with tool and call id.

@@ -1,5 +1,7 @@
 //! The pyo3 boundary: the `agent_runtime._native` extension module.
 
+#[cfg(feature = "bench")]
+mod bench;
 pub mod context;
 pub mod convert;
 pub mod errors;
@@ -12,7 +14,7 @@ pub mod registry;
 pub mod task;
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -21,7 +23,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use crate::core::events::{self, Event, EventKind};
-use crate::core::{runtime, Payload, Registry};
+use crate::core::{runtime, Registry};
 pub use registry::PyRegistry;
 
 /// Stop the runtime: the asyncio loop thread and the tokio runtime (cancelling their tasks),
@@ -30,7 +32,9 @@ pub use registry::PyRegistry;
 #[pyfunction]
 #[pyo3(signature = (timeout = 1.0))]
 fn shutdown(py: Python<'_>, timeout: f64) -> PyResult<()> {
-    let t = Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
+    let t = crate::core::duration::from_secs("timeout", timeout)
+        .map_err(pyo3::exceptions::PyValueError::new_err)?
+        .min(Duration::from_secs(3600));
     loop_bridge::stop_runtime_loop(py, t.as_secs_f64())?;
     py.detach(|| runtime::shutdown(t));
     Ok(())
@@ -205,88 +209,6 @@ fn _roundtrip(
         .unbind())
 }
 
-/// Baseline for benchmarks: the cheapest possible PyO3 call.
-#[pyfunction]
-fn _bare_noop() {}
-
-/// Baseline for benchmarks: a PyO3 call that releases and re-takes the GIL, the minimum any
-/// call running Rust work without the GIL pays.
-#[pyfunction]
-fn _bare_detach(py: Python<'_>) {
-    py.detach(|| ());
-}
-
-/// Per-call nanoseconds of `n` Rust → Python calls of tool `name` made from a tokio worker
-/// with `Registry.call_blocking` (batches of 100; one figure per batch).
-#[pyfunction]
-fn _bench_rust_to_python(
-    py: Python<'_>,
-    registry: &PyRegistry,
-    name: String,
-    n: usize,
-    args: &Bound<'_, PyDict>,
-) -> PyResult<Vec<f64>> {
-    bench_on_tokio(py, registry, args, n, move |reg, json| {
-        std::future::ready(reg.call_blocking(&name, json).map(|_| ()))
-    })
-}
-
-/// Per-call nanoseconds of `n` sequential `Registry::call(...).await` from a tokio task (for
-/// an async Python tool: Rust awaiting a coroutine on the runtime loop).
-#[pyfunction]
-fn _bench_rust_await(
-    py: Python<'_>,
-    registry: &PyRegistry,
-    name: String,
-    n: usize,
-    args: &Bound<'_, PyDict>,
-) -> PyResult<Vec<f64>> {
-    bench_on_tokio(py, registry, args, n, move |reg, json| {
-        let name = name.clone();
-        async move { reg.call(&name, Payload::Json(json)).await.map(|_| ()) }
-    })
-}
-
-/// Run `one` `n` times inside a tokio task, timing batches of 100 calls.
-fn bench_on_tokio<F, Fut>(
-    py: Python<'_>,
-    registry: &PyRegistry,
-    args: &Bound<'_, PyDict>,
-    n: usize,
-    one: F,
-) -> PyResult<Vec<f64>>
-where
-    F: Fn(Registry, Value) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = crate::core::Result<()>> + Send,
-{
-    let reg = registry.inner.clone();
-    let json = convert::py_to_json(args.as_any(), "args").map_err(|e| errors::to_pyerr(py, e))?;
-    let h = runtime::handle().spawn(async move {
-        let mut out = Vec::new();
-        let mut left = n;
-        while left > 0 {
-            let k = left.min(100);
-            let t = Instant::now();
-            for _ in 0..k {
-                one(reg.clone(), json.clone()).await?;
-            }
-            out.push(t.elapsed().as_nanos() as f64 / k as f64);
-            left -= k;
-        }
-        Ok::<_, crate::core::Error>(out)
-    });
-    py.detach(|| runtime::block_on(h))
-        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?
-        .map_err(|e| errors::to_pyerr(py, e))
-}
-
-/// pyo3-async-runtimes' standard path (`future_into_py`) on a ready future, for comparison
-/// with `call_async` in benchmarks.
-#[pyfunction]
-fn _bench_future_into_py(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    pyo3_async_runtimes::tokio::future_into_py(py, async { Ok(()) })
-}
-
 /// Import-time module setup shared by the extension and embedding hosts.
 #[pymodule]
 #[pyo3(name = "_native")]
@@ -327,12 +249,9 @@ pub fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_atexit, m)?)?;
     m.add_function(wrap_pyfunction!(registry::register_diagnostic_tools, m)?)?;
     m.add_function(wrap_pyfunction!(registry::register_builtin_tools, m)?)?;
-    m.add_function(wrap_pyfunction!(_bare_noop, m)?)?;
-    m.add_function(wrap_pyfunction!(_bare_detach, m)?)?;
     m.add_function(wrap_pyfunction!(_roundtrip, m)?)?;
-    m.add_function(wrap_pyfunction!(_bench_rust_to_python, m)?)?;
-    m.add_function(wrap_pyfunction!(_bench_rust_await, m)?)?;
-    m.add_function(wrap_pyfunction!(_bench_future_into_py, m)?)?;
+    #[cfg(feature = "bench")]
+    bench::add(m)?;
     m.add("MAX_DEPTH", convert::MAX_DEPTH)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("ABI3", cfg!(feature = "abi3"))?;

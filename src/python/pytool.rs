@@ -144,11 +144,13 @@ impl PyTool {
     /// carries them (read from `call`, so no extra attach is needed to pass them along).
     fn run_sync(&self, args: &Payload, call: &CallContext) -> Result<Payload> {
         let contextvars = call.foreign::<PyCallCtx>().and_then(|p| p.context.as_ref());
-        with_gil(|py| {
-            self.kwargs(py, args)
-                .and_then(|kw| self.invoke(py, Some(&kw), Some(call), contextvars))
-                .map(|r| Payload::Foreign(Arc::new(PyValue::result(r.unbind()))))
-                .map_err(|e| from_pyerr(py, e))
+        super::registry::run_nested(call, || {
+            with_gil(|py| {
+                self.kwargs(py, args)
+                    .and_then(|kw| self.invoke(py, Some(&kw), Some(call), contextvars))
+                    .map(|r| Payload::Foreign(Arc::new(PyValue::result(r.unbind()))))
+                    .map_err(|e| from_pyerr(py, e))
+            })
         })
     }
 }
@@ -184,9 +186,9 @@ impl Tool for PyTool {
                 Some(l) => l.clone_ref(py),
                 None => runtime_loop(py).map_err(|e| from_pyerr(py, e))?,
             };
-            let contextvars = pctx
-                .and_then(|p| p.context.as_ref())
-                .map(|c| c.clone_ref(py));
+            let contextvars =
+                super::registry::context_nested_in(py, pctx.and_then(|p| p.context.as_ref()), &ctx)
+                    .map_err(|e| from_pyerr(py, e))?;
             let call = ctx.clone();
             let make = Box::new(move |py: Python<'_>| {
                 let kw = this.kwargs(py, &args)?;
@@ -194,7 +196,7 @@ impl Tool for PyTool {
                 this.invoke(py, Some(&kw), Some(&call), None)
                     .map(Bound::unbind)
             });
-            Ok::<_, Error>(await_coroutine(py, name, lp, contextvars, make))
+            Ok::<_, Error>(await_coroutine(py, name, lp, Some(contextvars), make))
         });
         match started {
             Ok(f) => Box::pin(f),

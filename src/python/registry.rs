@@ -1,5 +1,7 @@
 //! `agent_runtime._native.Registry`: the registry as Python sees it.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,9 @@ use super::gil::with_gil;
 use super::loop_bridge::{into_awaitable, Ready};
 use super::pytool::{PyCallCtx, PyTool};
 use super::task::PyTask;
-use crate::core::registry::{finished_event, started_event};
+use crate::core::duration::positive_secs;
+use crate::core::registry::{depth_error, finished_event, started_event};
+use crate::core::tool::MAX_CALL_DEPTH;
 use crate::core::{
     events, runtime, CallContext, Payload, Progress, ProgressSink, Registered, Registry, ToolSpec,
 };
@@ -115,15 +119,13 @@ fn running_loop(py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
     Ok(if l.is_none() { None } else { Some(l.unbind()) })
 }
 
-/// A per-call timeout argument: positive seconds.
+/// A per-call timeout argument: positive seconds (huge values and +inf mean "no deadline in
+/// practice" and are clamped to [`crate::core::duration::FOREVER`]).
 fn duration_arg(timeout: Option<f64>) -> PyResult<Option<Duration>> {
-    match timeout {
-        None => Ok(None),
-        Some(t) if t.is_finite() && t > 0.0 => Ok(Some(Duration::from_secs_f64(t))),
-        Some(t) => Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "timeout must be a positive number of seconds, got {t}"
-        ))),
-    }
+    timeout
+        .map(|t| positive_secs("timeout", t))
+        .transpose()
+        .map_err(pyo3::exceptions::PyValueError::new_err)
 }
 
 /// Forward progress reports to a Python callable `fn(done, total, message)`, from whichever
@@ -143,6 +145,81 @@ fn progress_sink(on_progress: Option<Py<PyAny>>) -> Option<ProgressSink> {
     }))
 }
 
+thread_local! {
+    /// Depth a call started on this thread gets: one more than the sync Python tool running
+    /// here (0 outside any tool). Python code calling back into the registry from inside a
+    /// tool has no `CallContext` in hand; this is how its calls still count as nested.
+    static NESTED_DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether an async Python tool ever ran with its depth in [`depth_var`]: until then reading
+/// it can be skipped (most programs never nest async tools).
+static ASYNC_DEPTH_USED: AtomicBool = AtomicBool::new(false);
+
+/// The contextvar holding the depth a call started from inside an async Python tool gets (a
+/// thread-local cannot follow a coroutine across awaits; the task's context does).
+fn depth_var(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static VAR: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    VAR.get_or_try_init(py, || {
+        Ok::<_, PyErr>(
+            py.import("contextvars")?
+                .getattr("ContextVar")?
+                .call1(("agent_runtime.call_depth",))?
+                .unbind(),
+        )
+    })
+    .map(|v| v.bind(py))
+}
+
+/// The nesting depth of a call started now: from the sync Python tool running on this thread
+/// (see [`NESTED_DEPTH`]) or the async one whose task this is.
+pub(crate) fn nested_depth_py(py: Python<'_>) -> u32 {
+    let here = nested_depth();
+    if !ASYNC_DEPTH_USED.load(Ordering::Relaxed) {
+        return here;
+    }
+    let task = depth_var(py)
+        .and_then(|v| v.call_method1("get", (0u32,)))
+        .and_then(|d| d.extract::<u32>())
+        .unwrap_or(0);
+    here.max(task)
+}
+
+/// A copy of `context` (the caller's contextvars; the current ones when None) in which calls
+/// made by a coroutine started for `ctx` are nested one level below it.
+pub(crate) fn context_nested_in(
+    py: Python<'_>,
+    context: Option<&Py<PyAny>>,
+    ctx: &CallContext,
+) -> PyResult<Py<PyAny>> {
+    let copy = match context {
+        Some(c) => c.bind(py).call_method0("copy")?,
+        None => contextvars_copy(py)?.into_bound(py),
+    };
+    let set = depth_var(py)?.getattr("set")?;
+    copy.call_method1("run", (set, ctx.depth.saturating_add(1)))?;
+    ASYNC_DEPTH_USED.store(true, Ordering::Relaxed);
+    Ok(copy.unbind())
+}
+
+/// The nesting depth of a call started now on this thread (see [`NESTED_DEPTH`]).
+pub(crate) fn nested_depth() -> u32 {
+    NESTED_DEPTH.with(Cell::get)
+}
+
+/// Run `f` (a sync Python tool's body, called with `ctx`) so that calls it makes on this
+/// thread are nested one level below `ctx`.
+pub(crate) fn run_nested<R>(ctx: &CallContext, f: impl FnOnce() -> R) -> R {
+    struct Restore(u32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            NESTED_DEPTH.with(|d| d.set(self.0));
+        }
+    }
+    let _restore = Restore(NESTED_DEPTH.with(|d| d.replace(ctx.depth.saturating_add(1))));
+    f()
+}
+
 /// A sync Python tool on the calling thread: no thread hop, the caller's objects as they are.
 fn call_inline(
     py: Python<'_>,
@@ -151,11 +228,18 @@ fn call_inline(
     dict: Option<&Bound<'_, PyDict>>,
     progress: Option<ProgressSink>,
 ) -> PyResult<Py<PyAny>> {
+    let depth = nested_depth_py(py);
+    if depth > MAX_CALL_DEPTH {
+        let probe = CallContext::default().with_depth(depth);
+        if let Some(err) = depth_error(e.name(), &probe) {
+            return Err(super::errors::to_pyerr(py, err));
+        }
+    }
     let observed = events::active();
     if !observed && !pt.wants_context() {
         return Ok(pt.invoke(py, dict, None, None)?.unbind());
     }
-    let call = CallContext::new().with_progress(progress);
+    let call = CallContext::new().with_progress(progress).with_depth(depth);
     let t0 = Instant::now();
     started_event(e.name(), call.call_id);
     let r = pt.invoke(py, dict, Some(&call), None).map(Bound::unbind);
@@ -201,6 +285,7 @@ impl PyRegistry {
     /// A call context carrying the caller's loop and contextvars. The returned `Arc` lets the
     /// caller drop the Python references itself, attached (not via pyo3's deferred queue).
     fn ctx(
+        py: Python<'_>,
         loop_: Option<Py<PyAny>>,
         context: Option<Py<PyAny>>,
         timeout: Option<Duration>,
@@ -212,7 +297,8 @@ impl PyRegistry {
             ..CallContext::new()
         }
         .with_timeout(timeout)
-        .with_progress(progress);
+        .with_progress(progress)
+        .with_depth(nested_depth_py(py));
         (ctx, p)
     }
 }
@@ -398,7 +484,7 @@ impl PyRegistry {
                     }
                 }
             }
-            let (ctx, pctx) = Self::ctx(None, Some(contextvars_copy(py)?), timeout, progress);
+            let (ctx, pctx) = Self::ctx(py, None, Some(contextvars_copy(py)?), timeout, progress);
             let args = Payload::Foreign(Arc::new(PyValue::args(
                 checked.dict(py).unbind().into_any(),
             )));
@@ -407,7 +493,7 @@ impl PyRegistry {
             drop(pctx);
             return payload_to_py(py, r.py(py)?, None);
         }
-        let (ctx, pctx) = Self::ctx(None, Some(contextvars_copy(py)?), timeout, progress);
+        let (ctx, pctx) = Self::ctx(py, None, Some(contextvars_copy(py)?), timeout, progress);
         let fut = e.call_prevalidated(Payload::Json(checked.json.unwrap_or_default()), ctx);
         let r = py.detach(|| runtime::block_on(fut));
         // Dropped here, attached: the last reference to the context object goes without
@@ -457,6 +543,7 @@ impl PyRegistry {
             }
         };
         let (ctx, _pctx) = Self::ctx(
+            py,
             Some(lp.clone_ref(py)),
             Some(contextvars_copy(py)?),
             timeout,
@@ -492,6 +579,7 @@ impl PyRegistry {
         let is_py = e.tool().as_any().is::<PyTool>();
         let checked = check(py, &e, is_py, args)?;
         let (ctx, _pctx) = Self::ctx(
+            py,
             running_loop(py)?,
             Some(contextvars_copy(py)?),
             duration_arg(timeout)?,

@@ -1,7 +1,5 @@
 //! `agent_runtime.Task`: a spawned call as Python sees it.
 
-use std::time::Duration;
-
 use pyo3::exceptions::{PyRuntimeError, PyTimeoutError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -83,15 +81,10 @@ impl PyTask {
     #[pyo3(signature = (timeout = None))]
     fn result(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let h = self.handle.clone();
-        let wait = match timeout {
-            Some(t) if t.is_finite() && t >= 0.0 => Some(Duration::from_secs_f64(t)),
-            Some(t) => {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "timeout must be >= 0, got {t}"
-                )))
-            }
-            None => None,
-        };
+        let wait = timeout
+            .map(|t| crate::core::duration::from_secs("timeout", t))
+            .transpose()
+            .map_err(pyo3::exceptions::PyValueError::new_err)?;
         let r = py.detach(|| {
             runtime::block_on(async {
                 match wait {
