@@ -114,7 +114,11 @@ impl Client {
                     if s.code() == Code::Unavailable && attempt < self.retries =>
                 {
                     attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt))).await;
+                    // Exponential backoff from 100 ms, capped at 5 s (any retry count is safe).
+                    let ms = 50u64
+                        .saturating_mul(2u64.saturating_pow(attempt))
+                        .min(5_000);
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
                 }
                 r => return r,
             }
