@@ -86,7 +86,28 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
     )) {
         return v;
     }
+    let _waiting = Waiting::enter();
     futures::executor::block_on(f)
+}
+
+/// Threads inside [`block_on`] waiting for a pending future. While there are any, [`shutdown`]
+/// leaves the runtime running for them (their futures use its timers and I/O; shutting it
+/// down under them makes tokio panic) and stops it once they are done.
+static WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct Waiting;
+
+impl Waiting {
+    fn enter() -> Self {
+        WAITING.fetch_add(1, Ordering::AcqRel);
+        Waiting
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Changes whenever a runtime is started or shut down, invalidating per-thread caches.
@@ -155,10 +176,26 @@ pub fn shutdown(timeout: Duration) {
             std::mem::forget(s.rt);
             return;
         }
-        match Arc::try_unwrap(s.rt) {
-            Ok(rt) => rt.shutdown_timeout(timeout),
-            // Someone holds a clone (only possible mid-call); it shuts down when they drop it.
-            Err(rt) => drop(rt),
+        let Ok(rt) = Arc::try_unwrap(s.rt) else {
+            return; // not reachable: only `STATE` holds the runtime
+        };
+        if WAITING.load(Ordering::Acquire) == 0 {
+            rt.shutdown_timeout(timeout);
+            return;
+        }
+        // Calls are still waiting in `block_on` (their tasks were cancelled above; they end
+        // soon, or never for a thread abandoned at process exit): stop the runtime once they
+        // are gone, from a thread of its own. New calls start a fresh runtime meanwhile.
+        let reaper = std::thread::Builder::new()
+            .name("agent-runtime-reaper".into())
+            .spawn(move || {
+                while WAITING.load(Ordering::Acquire) > 0 {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                rt.shutdown_timeout(timeout);
+            });
+        if let Err(e) = reaper {
+            log::error!("cannot start the runtime reaper thread: {e}");
         }
     }
 }

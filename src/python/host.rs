@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::convert::{json_to_py, py_to_json};
 use super::errors::from_pyerr;
 use super::gil::with_gil;
-use crate::core::{runtime, CallContext, Error, Registry, Result, ToolSpec};
+use crate::core::{CallContext, Error, Registry, Result, ToolSpec};
 
 /// The entry-point group installed packages use to declare tool modules.
 pub const ENTRY_POINT_GROUP: &str = "agent_runtime.tools";
@@ -383,14 +383,13 @@ fn parse_json(what: &str, text: &str) -> Result<Value> {
 /// `RunTool` over any registry (see [`crate::core::registry::run_tool`]).
 pub use crate::core::registry::run_tool;
 
-/// Run `f` with the GIL on a blocking-pool thread (imports and user code may block).
+/// Run `f` with the GIL on a Python pool thread (imports and user code may block).
 async fn blocking_python<T: Send + 'static>(
     f: impl FnOnce(Python<'_>) -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    runtime::cached_handle()
-        .spawn_blocking(move || with_gil(f))
+    super::pythread::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Runtime(format!("python worker thread failed: {e}")))?
+        .map_err(|_| Error::Runtime("the Python worker thread ended before answering".into()))?
 }
 
 /// Call `obj`; if it returns an awaitable, run it to completion on the runtime's loop.

@@ -1,7 +1,10 @@
 //! Python callables as registry tools.
 
 use std::any::Any;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -10,8 +13,9 @@ use pyo3::types::PyDict;
 use super::context::PyContext;
 use super::convert::{json_to_py, PyValue};
 use super::errors::{from_pyerr, to_pyerr};
-use super::gil::with_gil;
-use super::loop_bridge::{await_coroutine, runtime_loop};
+use super::gil;
+use super::loop_bridge::{await_coroutine, runtime_loop, MakeCoro};
+use super::pythread;
 use crate::core::{runtime, BoxFuture, CallContext, Error, Payload, Result, Tool, ToolSpec};
 
 /// What the Python boundary attaches to a call's context: where the caller's asyncio loop and
@@ -104,6 +108,7 @@ impl PyTool {
         call: Option<&CallContext>,
         contextvars: Option<&Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let _in_tool = InTool::enter();
         let f = self.0.func.bind(py);
         let with_ctx;
         let kwargs = match &self.0.context_param {
@@ -140,17 +145,101 @@ impl PyTool {
         }
     }
 
-    /// Run the sync callable on this thread, inside the caller's contextvars when the call
-    /// carries them (read from `call`, so no extra attach is needed to pass them along).
-    fn run_sync(&self, args: &Payload, call: &CallContext) -> Result<Payload> {
+    /// Run the sync callable on this (attached) thread, inside the caller's contextvars when
+    /// the call carries them.
+    fn run_sync(&self, py: Python<'_>, args: &Payload, call: &CallContext) -> Result<Payload> {
         let contextvars = call.foreign::<PyCallCtx>().and_then(|p| p.context.as_ref());
-        with_gil(|py| {
-            self.kwargs(py, args)
-                .and_then(|kw| self.invoke(py, Some(&kw), Some(call), contextvars))
-                .map(|r| Payload::Foreign(Arc::new(PyValue::result(r.unbind()))))
-                .map_err(|e| from_pyerr(py, e))
-        })
+        self.kwargs(py, args)
+            .and_then(|kw| self.invoke(py, Some(&kw), Some(call), contextvars))
+            .map(|r| Payload::Foreign(Arc::new(PyValue::result(r.unbind()))))
+            .map_err(|e| from_pyerr(py, e))
     }
+}
+
+/// Threads currently inside a Python tool function, so the exit hook can ask them to leave
+/// before the interpreter finalizes (a thread re-taking the GIL during finalization is killed
+/// by CPython with a forced unwind, which aborts the process when it meets a Rust frame).
+struct ToolThread {
+    /// Python's id of the thread (`threading.get_ident()`).
+    ident: std::os::raw::c_long,
+    depth: AtomicUsize,
+}
+
+static TOOL_THREADS: Mutex<Vec<Arc<ToolThread>>> = Mutex::new(Vec::new());
+
+thread_local! {
+    static TOOL_THREAD: Arc<ToolThread> = {
+        // SAFETY: `pthread_self` has no preconditions; it is the id CPython uses for threads.
+        let ident = unsafe { libc::pthread_self() } as std::os::raw::c_long;
+        let t = Arc::new(ToolThread { ident, depth: AtomicUsize::new(0) });
+        TOOL_THREADS.lock().push(t.clone());
+        t
+    };
+}
+
+/// Marks this thread as running a Python tool function while alive.
+struct InTool(Option<Arc<ToolThread>>);
+
+impl InTool {
+    fn enter() -> Self {
+        InTool(
+            TOOL_THREAD
+                .try_with(|t| {
+                    t.depth.fetch_add(1, Ordering::AcqRel);
+                    t.clone()
+                })
+                .ok(),
+        )
+    }
+}
+
+impl Drop for InTool {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.depth.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Whether this thread is inside a Python tool function right now.
+pub fn in_tool() -> bool {
+    TOOL_THREAD
+        .try_with(|t| t.depth.load(Ordering::Acquire) > 0)
+        .unwrap_or(false)
+}
+
+/// At interpreter exit: raise `SystemExit` in every other thread that is inside a Python tool
+/// function and give them up to `grace` to leave it (`threading` ignores `SystemExit` in a
+/// thread, so a daemon thread simply ends). Returns how many were still inside.
+pub fn evict_tool_threads(py: Python<'_>, grace: std::time::Duration) -> usize {
+    // SAFETY: as above.
+    let me = unsafe { libc::pthread_self() } as std::os::raw::c_long;
+    let busy = || -> Vec<Arc<ToolThread>> {
+        let mut v = TOOL_THREADS.lock();
+        v.retain(|t| Arc::strong_count(t) > 1); // threads that ended dropped their copy
+        v.iter()
+            .filter(|t| t.ident != me && t.depth.load(Ordering::Acquire) > 0)
+            .cloned()
+            .collect()
+    };
+    let threads = busy();
+    if threads.is_empty() {
+        return 0;
+    }
+    for t in &threads {
+        // SAFETY: attached (we hold `py`); the exception type is a valid borrowed object and
+        // an id that is no longer a thread is simply not found.
+        unsafe {
+            pyo3::ffi::PyThreadState_SetAsyncExc(t.ident, pyo3::ffi::PyExc_SystemExit);
+        }
+    }
+    let deadline = std::time::Instant::now() + grace;
+    py.detach(|| {
+        while !busy().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    });
+    busy().len()
 }
 
 impl Tool for PyTool {
@@ -159,17 +248,15 @@ impl Tool for PyTool {
     }
 
     fn call(&self, args: Payload, ctx: CallContext) -> BoxFuture<Result<Payload>> {
-        let pctx = ctx.foreign::<PyCallCtx>();
         let name = self.0.spec.name.clone();
+        let this = self.clone();
         if !self.0.is_async {
-            // Off the async workers: a sync callback may block. Blocking-pool threads keep
-            // their Python thread state between calls. Should the call time out or be
-            // cancelled, the callback runs on in its thread and its result is dropped.
-            let this = self.clone();
-            let h = runtime::cached_handle().spawn_blocking(move || this.run_sync(&args, &ctx));
+            // On a Python pool thread: a sync callback may block. Should the call time out or
+            // be cancelled, the callback runs on in its thread and its result is dropped.
+            let rx = pythread::spawn_blocking(move |py| this.run_sync(py, &args, &ctx));
             return Box::pin(async move {
-                h.await.unwrap_or_else(|e| {
-                    if e.is_cancelled() {
+                rx.await.unwrap_or_else(|_| {
+                    if gil::exiting() {
                         Err(Error::Cancelled { tool: name })
                     } else {
                         Err(Error::tool(name, "the Python callback thread panicked"))
@@ -177,9 +264,10 @@ impl Tool for PyTool {
                 })
             });
         }
-        let this = self.clone();
-        // One attach: find the target loop and schedule the coroutine's start on it.
-        let started = with_gil(|py| {
+        // Find the target loop and schedule the coroutine's start on it (on this thread when
+        // it may take the GIL, else from the Python job thread).
+        Box::pin(await_coroutine(name, move |py| {
+            let pctx = ctx.foreign::<PyCallCtx>();
             let lp = match pctx.and_then(|p| p.loop_.as_ref()) {
                 Some(l) => l.clone_ref(py),
                 None => runtime_loop(py).map_err(|e| from_pyerr(py, e))?,
@@ -187,26 +275,21 @@ impl Tool for PyTool {
             let contextvars = pctx
                 .and_then(|p| p.context.as_ref())
                 .map(|c| c.clone_ref(py));
-            let call = ctx.clone();
-            let make = Box::new(move |py: Python<'_>| {
+            let make: MakeCoro = Box::new(move |py: Python<'_>| {
                 let kw = this.kwargs(py, &args)?;
                 // Created on the loop thread; contextvars apply through the task.
-                this.invoke(py, Some(&kw), Some(&call), None)
+                this.invoke(py, Some(&kw), Some(&ctx), None)
                     .map(Bound::unbind)
             });
-            Ok::<_, Error>(await_coroutine(py, name, lp, contextvars, make))
-        });
-        match started {
-            Ok(f) => Box::pin(f),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
+            Ok((lp, contextvars, make))
+        }))
     }
 
     fn call_blocking(&self, args: Payload, ctx: CallContext) -> Result<Payload> {
-        if self.0.is_async {
+        if self.0.is_async || !pythread::may_attach() {
             return runtime::block_on(self.call(args, ctx));
         }
-        self.run_sync(&args, &ctx)
+        gil::with_gil(|py| self.run_sync(py, &args, &ctx))
     }
 
     fn as_any(&self) -> &dyn Any {
