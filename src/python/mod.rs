@@ -46,7 +46,7 @@ fn shutdown(py: Python<'_>, timeout: f64) -> PyResult<()> {
 /// Whether this thread is running a tool: a Python tool function (sync, or an async one's
 /// start), a job of the runtime's Python threads, or the runtime's own event loop thread.
 fn inside_tool_call(py: Python<'_>) -> PyResult<bool> {
-    if pytool::in_tool() || pythread::in_job() {
+    if pythread::in_callback() {
         return Ok(true);
     }
     let name = py
@@ -210,15 +210,15 @@ fn run_script(py: Python<'_>, script: &str, args: Vec<String>) -> PyResult<Strin
 fn _atexit(py: Python<'_>) -> PyResult<()> {
     // Short grace: threads still inside a sync Python callback cannot be joined anyway.
     let r = shutdown(py, 0.5);
-    // Threads inside a tool function would re-take the GIL during finalization and be killed
-    // there by CPython (aborting the process once the kill meets a Rust frame): ask them to
-    // leave first.
-    let left = pytool::evict_tool_threads(py, Duration::from_millis(500));
-    if left > 0 {
-        log::debug!("{left} thread(s) still inside a Python tool at exit");
-    }
     // From here on threads must not touch the interpreter on their way out.
     gil::set_exiting();
+    // Threads inside a Python callback would re-take the GIL during finalization and be
+    // killed there by CPython (aborting the process once the kill meets a Rust frame): ask
+    // them to leave first.
+    let left = pythread::evict_for_exit(py, Duration::from_millis(500));
+    if left > 0 {
+        log::debug!("{left} thread(s) still inside a Python callback at exit");
+    }
     r
 }
 

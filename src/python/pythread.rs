@@ -50,10 +50,7 @@ pub fn may_attach() -> bool {
 /// Run `job` with the GIL: right here when this thread may attach, else on the ordered thread.
 pub fn run_or_submit(job: impl for<'py> FnOnce(Python<'py>) + Send + 'static) {
     if may_attach() {
-        if gil::exiting() {
-            return;
-        }
-        gil::with_gil(job);
+        attach_unless_exiting(job);
     } else {
         submit(Box::new(job));
     }
@@ -127,17 +124,16 @@ fn ordered_loop(o: &'static Ordered) {
             q.drain(..n).collect()
         };
         let n = batch.len() as u64;
-        if gil::exiting() {
-            // Not attaching any more: drop the jobs (their Python references go to pyo3's
-            // deferred queue, their reply channels report cancellation).
-            drop(batch);
-        } else {
-            gil::with_gil(|py| {
-                for job in batch {
-                    run_job(py, job);
+        // Once exiting, jobs are dropped unrun (their Python references go to pyo3's deferred
+        // queue, their reply channels report cancellation).
+        attach_unless_exiting(|py| {
+            for job in batch {
+                if gil::exiting() {
+                    break;
                 }
-            });
-        }
+                run_job(py, job);
+            }
+        });
         o.finished.fetch_add(n, Ordering::AcqRel);
         let _g = o.settle_lock.lock();
         o.settled.notify_all();
@@ -256,12 +252,112 @@ fn pool_loop(p: &'static Pool) {
             p.threads.fetch_sub(1, Ordering::AcqRel);
             return;
         };
-        if gil::exiting() {
-            drop(job);
-            continue;
-        }
         IN_JOB.with(|c| c.set(true));
-        gil::with_gil(|py| run_job(py, job));
+        attach_unless_exiting(|py| run_job(py, job));
         IN_JOB.with(|c| c.set(false));
     }
+}
+
+// ---------------------------------------------------------------- interpreter exit
+
+/// Threads currently running Python callbacks (tool functions, listeners, progress callbacks,
+/// jobs), so the exit hook can ask them to leave before the interpreter finalizes: a thread
+/// re-taking the GIL during finalization is killed by CPython with a forced unwind, which
+/// aborts the process when it meets a Rust frame.
+struct BusyThread {
+    /// Python's id of the thread (`threading.get_ident()`).
+    ident: std::os::raw::c_long,
+    depth: AtomicUsize,
+}
+
+static BUSY_THREADS: Mutex<Vec<std::sync::Arc<BusyThread>>> = Mutex::new(Vec::new());
+
+/// Threads between deciding to attach and being attached (see [`attach_unless_exiting`]).
+static ATTACHING: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static BUSY: std::sync::Arc<BusyThread> = {
+        // SAFETY: `pthread_self` has no preconditions; it is the id CPython uses for threads.
+        let ident = unsafe { libc::pthread_self() } as std::os::raw::c_long;
+        let t = std::sync::Arc::new(BusyThread { ident, depth: AtomicUsize::new(0) });
+        BUSY_THREADS.lock().push(t.clone());
+        t
+    };
+}
+
+/// Marks this thread as running a Python callback while alive.
+pub struct Busy(Option<std::sync::Arc<BusyThread>>);
+
+impl Busy {
+    pub fn enter() -> Self {
+        Busy(
+            BUSY.try_with(|t| {
+                t.depth.fetch_add(1, Ordering::AcqRel);
+                t.clone()
+            })
+            .ok(),
+        )
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.depth.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Whether this thread is inside a Python callback run by the runtime (a tool function, a
+/// listener, a job) right now.
+pub fn in_callback() -> bool {
+    in_job() || BUSY.try_with(|t| t.depth.load(Ordering::Acquire) > 0).unwrap_or(false)
+}
+
+/// `with_gil(f)` unless the interpreter is exiting (then `None`). Counted in [`ATTACHING`]
+/// until attached, so the exit hook can wait for threads that decided to attach just before.
+fn attach_unless_exiting<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+    ATTACHING.fetch_add(1, Ordering::AcqRel);
+    if gil::exiting() {
+        ATTACHING.fetch_sub(1, Ordering::AcqRel);
+        return None;
+    }
+    Some(gil::with_gil(|py| {
+        ATTACHING.fetch_sub(1, Ordering::AcqRel);
+        let _busy = Busy::enter();
+        f(py)
+    }))
+}
+
+/// The exit hook, after [`gil::set_exiting`]: raise `SystemExit` in every other thread that is
+/// inside a Python callback and wait, GIL released, up to `grace` for them to leave it (and for
+/// threads about to attach to get through). `threading` ignores `SystemExit` in a thread, so a
+/// daemon thread simply ends. Returns how many threads were still busy.
+pub fn evict_for_exit(py: Python<'_>, grace: Duration) -> usize {
+    // SAFETY: as above.
+    let me = unsafe { libc::pthread_self() } as std::os::raw::c_long;
+    let busy = || -> Vec<std::sync::Arc<BusyThread>> {
+        let mut v = BUSY_THREADS.lock();
+        v.retain(|t| std::sync::Arc::strong_count(t) > 1); // ended threads dropped theirs
+        v.iter()
+            .filter(|t| t.ident != me && t.depth.load(Ordering::Acquire) > 0)
+            .cloned()
+            .collect()
+    };
+    for t in busy() {
+        // SAFETY: attached (we hold `py`); the exception type is a valid object, and an id
+        // that is no longer a thread is simply not found.
+        unsafe {
+            pyo3::ffi::PyThreadState_SetAsyncExc(t.ident, pyo3::ffi::PyExc_SystemExit);
+        }
+    }
+    let deadline = std::time::Instant::now() + grace;
+    py.detach(|| loop {
+        let left = busy().len() + ATTACHING.load(Ordering::Acquire);
+        if left == 0 || std::time::Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    });
+    busy().len()
 }

@@ -1,10 +1,7 @@
 //! Python callables as registry tools.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-
-use parking_lot::Mutex;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -108,7 +105,7 @@ impl PyTool {
         call: Option<&CallContext>,
         contextvars: Option<&Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let _in_tool = InTool::enter();
+        let _busy = pythread::Busy::enter();
         let f = self.0.func.bind(py);
         let with_ctx;
         let kwargs = match &self.0.context_param {
@@ -154,92 +151,6 @@ impl PyTool {
             .map(|r| Payload::Foreign(Arc::new(PyValue::result(r.unbind()))))
             .map_err(|e| from_pyerr(py, e))
     }
-}
-
-/// Threads currently inside a Python tool function, so the exit hook can ask them to leave
-/// before the interpreter finalizes (a thread re-taking the GIL during finalization is killed
-/// by CPython with a forced unwind, which aborts the process when it meets a Rust frame).
-struct ToolThread {
-    /// Python's id of the thread (`threading.get_ident()`).
-    ident: std::os::raw::c_long,
-    depth: AtomicUsize,
-}
-
-static TOOL_THREADS: Mutex<Vec<Arc<ToolThread>>> = Mutex::new(Vec::new());
-
-thread_local! {
-    static TOOL_THREAD: Arc<ToolThread> = {
-        // SAFETY: `pthread_self` has no preconditions; it is the id CPython uses for threads.
-        let ident = unsafe { libc::pthread_self() } as std::os::raw::c_long;
-        let t = Arc::new(ToolThread { ident, depth: AtomicUsize::new(0) });
-        TOOL_THREADS.lock().push(t.clone());
-        t
-    };
-}
-
-/// Marks this thread as running a Python tool function while alive.
-struct InTool(Option<Arc<ToolThread>>);
-
-impl InTool {
-    fn enter() -> Self {
-        InTool(
-            TOOL_THREAD
-                .try_with(|t| {
-                    t.depth.fetch_add(1, Ordering::AcqRel);
-                    t.clone()
-                })
-                .ok(),
-        )
-    }
-}
-
-impl Drop for InTool {
-    fn drop(&mut self) {
-        if let Some(t) = &self.0 {
-            t.depth.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-}
-
-/// Whether this thread is inside a Python tool function right now.
-pub fn in_tool() -> bool {
-    TOOL_THREAD
-        .try_with(|t| t.depth.load(Ordering::Acquire) > 0)
-        .unwrap_or(false)
-}
-
-/// At interpreter exit: raise `SystemExit` in every other thread that is inside a Python tool
-/// function and give them up to `grace` to leave it (`threading` ignores `SystemExit` in a
-/// thread, so a daemon thread simply ends). Returns how many were still inside.
-pub fn evict_tool_threads(py: Python<'_>, grace: std::time::Duration) -> usize {
-    // SAFETY: as above.
-    let me = unsafe { libc::pthread_self() } as std::os::raw::c_long;
-    let busy = || -> Vec<Arc<ToolThread>> {
-        let mut v = TOOL_THREADS.lock();
-        v.retain(|t| Arc::strong_count(t) > 1); // threads that ended dropped their copy
-        v.iter()
-            .filter(|t| t.ident != me && t.depth.load(Ordering::Acquire) > 0)
-            .cloned()
-            .collect()
-    };
-    let threads = busy();
-    if threads.is_empty() {
-        return 0;
-    }
-    for t in &threads {
-        // SAFETY: attached (we hold `py`); the exception type is a valid borrowed object and
-        // an id that is no longer a thread is simply not found.
-        unsafe {
-            pyo3::ffi::PyThreadState_SetAsyncExc(t.ident, pyo3::ffi::PyExc_SystemExit);
-        }
-    }
-    let deadline = std::time::Instant::now() + grace;
-    py.detach(|| {
-        while !busy().is_empty() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-    });
-    busy().len()
 }
 
 impl Tool for PyTool {
