@@ -7,8 +7,8 @@ pub mod gil;
 pub mod host;
 pub mod isolation;
 pub mod loop_bridge;
-pub mod pytool;
 pub mod pythread;
+pub mod pytool;
 pub mod registry;
 pub mod task;
 
@@ -53,7 +53,9 @@ fn inside_tool_call(py: Python<'_>) -> PyResult<bool> {
         .import("threading")?
         .call_method0("current_thread")?
         .getattr("name")?;
-    Ok(name.extract::<String>().is_ok_and(|n| n == "agent-runtime-loop"))
+    Ok(name
+        .extract::<String>()
+        .is_ok_and(|n| n == "agent-runtime-loop"))
 }
 
 /// Test hook: how many times the GIL was taken on a tokio thread (should stay 0).

@@ -311,7 +311,10 @@ impl Drop for Busy {
 /// Whether this thread is inside a Python callback run by the runtime (a tool function, a
 /// listener, a job) right now.
 pub fn in_callback() -> bool {
-    in_job() || BUSY.try_with(|t| t.depth.load(Ordering::Acquire) > 0).unwrap_or(false)
+    in_job()
+        || BUSY
+            .try_with(|t| t.depth.load(Ordering::Acquire) > 0)
+            .unwrap_or(false)
 }
 
 /// `with_gil(f)` unless the interpreter is exiting (then `None`). Counted in [`ATTACHING`]
@@ -360,4 +363,25 @@ pub fn evict_for_exit(py: Python<'_>, grace: Duration) -> usize {
         std::thread::sleep(Duration::from_millis(2));
     });
     busy().len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::runtime;
+
+    #[test]
+    fn tokio_threads_are_recognised_and_callers_in_block_on_are_not() {
+        assert!(may_attach());
+        let on_worker = runtime::block_on(runtime::handle().spawn(async { may_attach() }));
+        assert_eq!(on_worker.ok(), Some(false));
+        let on_blocking = runtime::block_on(runtime::handle().spawn_blocking(may_attach));
+        assert_eq!(on_blocking.ok(), Some(false));
+        // A caller waiting in `block_on` (a Python thread with the GIL released) may attach.
+        let in_block_on = runtime::block_on(async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            may_attach()
+        });
+        assert!(in_block_on);
+    }
 }

@@ -8,8 +8,8 @@ use pyo3::types::PyDict;
 
 use super::convert::payload_to_py;
 use super::errors::IntoPyResult;
-use super::pythread::run_or_submit;
 use super::loop_bridge::{resolver, OnCancel, Ready};
+use super::pythread::run_or_submit;
 use crate::core::{runtime, Payload, TaskHandle};
 
 /// A tool call running in the background (from `spawn`). Await it, wait with `result()`,
