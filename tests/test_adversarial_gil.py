@@ -161,6 +161,8 @@ def test_shutdown_inside_a_tool_is_refused_and_the_runtime_keeps_working(reg: Re
         reg.call("g.asd")  # on the runtime's loop thread
     with pytest.raises(RuntimeError, match="inside a tool call"):
         reg.spawn("g.asd").result(10)
+    with pytest.raises(RuntimeError, match="inside a tool call"):
+        reg.spawn("diag.call", {"name": "g.asd"}).result(10)  # Rust tool → async Python tool
     assert reg.call("diag.add", {"a": 1, "b": 2}) == 3
     assert reg.spawn("diag.sleep", {"seconds": 0.01}).result(10) == 0.01
     agent_runtime.shutdown()  # outside a tool: fine, and the next call restarts everything
@@ -312,11 +314,23 @@ def test_listener_and_progress_callbacks_that_raise_or_reenter(reg: Registry) ->
         ctx.progress(1, 1)
         return 1
 
+    @reg.tool(name="g.inc")
+    def inc(x: int) -> int:
+        return x + 1
+
+    @reg.tool(name="g.ainc")
+    async def ainc(x: int) -> int:
+        await asyncio.sleep(0.001)
+        return x + 1
+
     def reenter(e: Dict[str, Any]) -> None:
-        # A listener calling back into the registry (a Rust tool and a Python tool).
+        # A listener calling back into the registry. When it runs on the Python job thread,
+        # the spawned calls need that thread's queue (their results are converted and their
+        # coroutines started there) while the listener waits: another thread drains it.
         if e["tool"] == "g.p" and e["event"] == "tool.finished":
             calls.append(reg.call("diag.add", {"a": 1, "b": 1}))
-            calls.append(reg.call("diag.call", {"name": "diag.add", "args": {"a": 2, "b": 2}}))
+            calls.append(reg.spawn("diag.call", {"name": "g.inc", "args": {"x": 3}}).result(20))
+            calls.append(reg.spawn("diag.call", {"name": "g.ainc", "args": {"x": 5}}).result(20))
 
     def boom(*_: Any) -> None:
         raise RuntimeError("callback bug")
@@ -330,7 +344,7 @@ def test_listener_and_progress_callbacks_that_raise_or_reenter(reg: Registry) ->
     finally:
         for s in subs:
             _native.unsubscribe(s)
-    assert calls == [2, 4] * 4
+    assert calls == [2, 4, 6] * 4
 
 
 def test_many_concurrent_async_calls_with_listeners(reg: Registry) -> None:

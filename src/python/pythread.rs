@@ -5,8 +5,9 @@
 //! all other tasks of that worker). Python work that starts on a tokio thread goes here:
 //!
 //! * [`submit`]: short jobs (event listeners, progress callbacks, starting a coroutine on its
-//!   loop, resolving an awaitable, cancelling a Python task) run in order on one thread, which
-//!   drains its queue in batches under a single attach.
+//!   loop, resolving an awaitable, cancelling a Python task, converting a result) run in order
+//!   on one thread, which drains its queue in batches under a single attach. When a job there
+//!   blocks on a call ([`blocking`]), another thread drains the queue until it returns.
 //! * [`spawn_blocking`]: jobs that may block (sync Python tools) on a growable pool. A job
 //!   submitted from inside a pool job (a tool calling a tool) never waits for a free thread, so
 //!   nesting cannot deadlock the pool.
@@ -33,6 +34,8 @@ pub type Job = Box<dyn for<'py> FnOnce(Python<'py>) + Send>;
 thread_local! {
     /// Set on the ordered thread and on pool threads while they run a job.
     static IN_JOB: Cell<bool> = const { Cell::new(false) };
+    /// Set on threads draining the ordered queue.
+    static IS_DRAINER: Cell<bool> = const { Cell::new(false) };
 }
 
 /// True while this thread runs a job of this module.
@@ -103,21 +106,64 @@ fn ensure_ordered_thread(o: &'static Ordered) {
         let stale = std::mem::take(&mut *o.queue.lock()).len() as u64;
         o.finished.fetch_add(stale, Ordering::AcqRel);
     }
+    DRAINERS.store(0, Ordering::Release);
+    WANTED.store(1, Ordering::Release);
+    if spawn_drainer(o) {
+        *g = Some(generation);
+    }
+}
+
+/// Threads draining the ordered queue, and how many are wanted: one, plus one for each job
+/// blocked waiting on a call (see [`blocking`]).
+static DRAINERS: AtomicUsize = AtomicUsize::new(0);
+static WANTED: AtomicUsize = AtomicUsize::new(1);
+
+fn spawn_drainer(o: &'static Ordered) -> bool {
+    DRAINERS.fetch_add(1, Ordering::AcqRel);
     let spawned = std::thread::Builder::new()
         .name("agent-runtime-py".into())
         .spawn(move || ordered_loop(o));
-    match spawned {
-        Ok(_) => *g = Some(generation),
-        Err(e) => log::error!("cannot start the Python job thread: {e}"),
+    if let Err(e) = spawned {
+        DRAINERS.fetch_sub(1, Ordering::AcqRel);
+        log::error!("cannot start the Python job thread: {e}");
+        return false;
     }
+    true
+}
+
+/// Run `wait` (a call waiting for its result, GIL released). On the ordered thread another
+/// thread drains the queue meanwhile: the call may need a job queued behind the one waiting
+/// (a listener calling a tool whose result is converted or whose coroutine is started by a
+/// job), which would otherwise never run.
+pub fn blocking<R>(wait: impl FnOnce() -> R) -> R {
+    if !IS_DRAINER.with(Cell::get) {
+        return wait();
+    }
+    WANTED.fetch_add(1, Ordering::AcqRel);
+    if DRAINERS.load(Ordering::Acquire) < WANTED.load(Ordering::Acquire) {
+        spawn_drainer(&ORDERED);
+    }
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            WANTED.fetch_sub(1, Ordering::AcqRel);
+            ORDERED.ready.notify_all(); // a surplus drainer may retire
+        }
+    }
+    let _done = Done;
+    wait()
 }
 
 fn ordered_loop(o: &'static Ordered) {
     IN_JOB.with(|c| c.set(true));
+    IS_DRAINER.with(|c| c.set(true));
     loop {
         let batch: Vec<Job> = {
             let mut q = o.queue.lock();
             while q.is_empty() {
+                if retire() {
+                    return;
+                }
                 o.ready.wait(&mut q);
             }
             let n = q.len().min(BATCH);
@@ -138,6 +184,18 @@ fn ordered_loop(o: &'static Ordered) {
         let _g = o.settle_lock.lock();
         o.settled.notify_all();
     }
+}
+
+/// Whether this drainer is surplus (a blocked job it stood in for has returned).
+fn retire() -> bool {
+    let mut n = DRAINERS.load(Ordering::Acquire);
+    while n > WANTED.load(Ordering::Acquire) {
+        match DRAINERS.compare_exchange(n, n - 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return true,
+            Err(cur) => n = cur,
+        }
+    }
+    false
 }
 
 fn run_job(py: Python<'_>, job: Job) {

@@ -411,13 +411,13 @@ impl PyRegistry {
                 checked.dict(py).unbind().into_any(),
             )));
             let fut = e.call_prevalidated(args, ctx);
-            let r = py.detach(|| settled(runtime::block_on(fut)));
+            let r = py.detach(|| settled(super::pythread::blocking(|| runtime::block_on(fut))));
             drop(pctx);
             return payload_to_py(py, r.py(py)?, None);
         }
         let (ctx, pctx) = Self::ctx(None, Some(contextvars_copy(py)?), timeout, progress);
         let fut = e.call_prevalidated(Payload::Json(checked.json.unwrap_or_default()), ctx);
-        let r = py.detach(|| settled(runtime::block_on(fut)));
+        let r = py.detach(|| settled(super::pythread::blocking(|| runtime::block_on(fut))));
         // Dropped here, attached: the last reference to the context object goes without
         // pyo3's deferred-decref queue.
         drop(pctx);

@@ -93,11 +93,13 @@ impl PyTask {
             None => None,
         };
         let r = py.detach(|| {
-            let r = runtime::block_on(async {
-                match wait {
-                    Some(d) => tokio::time::timeout(d, h.wait()).await.ok(),
-                    None => Some(h.wait().await),
-                }
+            let r = super::pythread::blocking(|| {
+                runtime::block_on(async {
+                    match wait {
+                        Some(d) => tokio::time::timeout(d, h.wait()).await.ok(),
+                        None => Some(h.wait().await),
+                    }
+                })
             });
             // Deliver the task's events and progress reports before its result.
             super::pythread::settle();
