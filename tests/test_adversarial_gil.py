@@ -407,3 +407,38 @@ def test_cancel_from_both_sides_at_once(reg: Registry) -> None:
     asyncio.run(main())
     # Nothing leaked: the runtime loop is idle and answers at once.
     assert reg.call("diag.add", {"a": 1, "b": 1}) == 2
+
+
+def test_fork_child_gets_its_own_python_threads() -> None:
+    p = run_script(
+        """
+        import asyncio, os
+        import agent_runtime
+        agent_runtime.register_diagnostic_tools()
+        seen = []
+        agent_runtime._native.subscribe([], lambda e: seen.append(e["event"]))
+
+        @agent_runtime.tool(name="s")
+        def s(x: int) -> int:
+            return x + 1
+
+        @agent_runtime.tool(name="a")
+        async def a(x: int) -> int:
+            await asyncio.sleep(0.001)
+            return x * 2
+
+        assert agent_runtime.call("s", {"x": 1}, timeout=5) == 2
+        assert agent_runtime.spawn("a", {"x": 2}).result(5) == 4
+        pid = os.fork()
+        if pid == 0:
+            n = len(seen)
+            ok = agent_runtime.call("s", {"x": 1}, timeout=5) == 2
+            ok = ok and agent_runtime.spawn("a", {"x": 2}).result(5) == 4
+            ok = ok and agent_runtime.spawn("diag.call", {"name": "s", "args": {"x": 5}}).result(5) == 6
+            os._exit(0 if ok and len(seen) > n else 3)
+        _, status = os.waitpid(pid, 0)
+        print("child", os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1)
+        """
+    )
+    assert_clean_exit(p)
+    assert p.stdout.strip() == "child 0"
