@@ -202,6 +202,33 @@ impl Starter {
     }
 }
 
+impl Drop for Starter {
+    fn drop(&mut self) {
+        // Never ran (its loop closed first): dropping the reply reports a cancellation.
+        if self.inner.get_mut().take().is_some() {
+            self.shared.reply.lock().take();
+        }
+    }
+}
+
+/// Answers the caller if a scheduled start never got to run (its job was dropped at exit).
+struct Unscheduled {
+    shared: Arc<Shared>,
+    scheduled: bool,
+}
+
+impl Drop for Unscheduled {
+    fn drop(&mut self) {
+        if !self.scheduled {
+            if let Some(tx) = self.shared.reply.lock().take() {
+                let _ = tx.send(Err(Error::Runtime(
+                    "the coroutine could not be started (the interpreter is exiting)".into(),
+                )));
+            }
+        }
+    }
+}
+
 /// Start `coro` as a task on `lp` inside (a copy of) `context`. On 3.12+ the task starts
 /// eagerly: a coroutine that finishes without suspending never waits for a loop iteration.
 fn create_task<'py>(
@@ -305,8 +332,13 @@ pub fn await_coroutine(
     let (tx, rx) = oneshot::channel();
     let shared = Arc::new(Shared::default());
     *shared.reply.lock() = Some(tx);
-    let sh = shared.clone();
+    let mut pending = Unscheduled {
+        shared: shared.clone(),
+        scheduled: false,
+    };
     pythread::run_or_submit(move |py| {
+        pending.scheduled = true; // answered below either way
+        let sh = pending.shared.clone();
         let fail = |e: Error| {
             if let Some(tx) = sh.reply.lock().take() {
                 let _ = tx.send(Err(e));
