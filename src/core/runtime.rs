@@ -84,7 +84,9 @@ pub fn handle() -> Handle {
 pub fn block_on<F: Future>(f: F) -> F::Output {
     let h = cached_handle();
     let _g = h.enter();
-    let mut f = std::pin::pin!(f);
+    // Unconstrained: on a tokio thread an exhausted coop budget would defer the wake-up until
+    // the task yields to the scheduler, which a blocked thread never does.
+    let mut f = std::pin::pin!(tokio::task::unconstrained(f));
     // Most tool futures are ready at once: skip the parking executor's set-up for them. Futures
     // re-register their waker on every poll, so polling first with a no-op waker is sound.
     if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut std::task::Context::from_waker(
@@ -249,6 +251,23 @@ mod tests {
         shutdown(Duration::from_secs(1));
         let v = block_on(async { tokio::spawn(async { 8 }).await.unwrap() });
         assert_eq!(v, 8);
+    }
+
+    #[test]
+    fn block_on_inside_a_task_survives_an_exhausted_coop_budget() {
+        let h = handle().spawn(async {
+            let mut n = 0;
+            for _ in 0..1000 {
+                // Each wait consumes coop budget of the surrounding task.
+                n += block_on(async {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    std::thread::spawn(move || tx.send(1));
+                    rx.await.unwrap_or(0)
+                });
+            }
+            n
+        });
+        assert_eq!(block_on(h).ok(), Some(1000));
     }
 
     #[test]
