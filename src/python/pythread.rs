@@ -61,25 +61,43 @@ pub fn run_or_submit(job: impl for<'py> FnOnce(Python<'py>) + Send + 'static) {
 
 // ---------------------------------------------------------------- the ordered thread
 
+/// The ordered queue. Jobs carry sequence numbers so [`settle`] can tell when every job
+/// submitted before a point has finished, even with stand-in drainers running batches in
+/// parallel (see [`blocking`]).
+struct Queue {
+    jobs: VecDeque<(u64, Job)>,
+    /// Sequence number of the first job of each batch being run.
+    running: Vec<u64>,
+    next: u64,
+}
+
+impl Queue {
+    /// Every job numbered below this has finished (or was dropped).
+    fn done_below(&self) -> u64 {
+        let queued = self.jobs.front().map_or(self.next, |(seq, _)| *seq);
+        self.running.iter().copied().fold(queued, u64::min)
+    }
+}
+
 struct Ordered {
-    queue: Mutex<VecDeque<Job>>,
+    queue: Mutex<Queue>,
     ready: Condvar,
-    /// Jobs submitted / finished (or dropped): [`settle`] waits for the second to catch up.
-    submitted: AtomicU64,
-    finished: AtomicU64,
     settled: Condvar,
-    settle_lock: Mutex<()>,
+    /// Jobs submitted and not finished: lets [`settle`] return at once in the common case.
+    pending: AtomicU64,
     /// The fork generation the thread was started in (a forked child starts its own).
     generation: Mutex<Option<u64>>,
 }
 
 static ORDERED: LazyLock<Ordered> = LazyLock::new(|| Ordered {
-    queue: Mutex::new(VecDeque::new()),
+    queue: Mutex::new(Queue {
+        jobs: VecDeque::new(),
+        running: Vec::new(),
+        next: 0,
+    }),
     ready: Condvar::new(),
-    submitted: AtomicU64::new(0),
-    finished: AtomicU64::new(0),
     settled: Condvar::new(),
-    settle_lock: Mutex::new(()),
+    pending: AtomicU64::new(0),
     generation: Mutex::new(None),
 });
 
@@ -90,8 +108,13 @@ const BATCH: usize = 256;
 pub fn submit(job: Job) {
     let o = &*ORDERED;
     ensure_ordered_thread(o);
-    o.submitted.fetch_add(1, Ordering::AcqRel);
-    o.queue.lock().push_back(job);
+    o.pending.fetch_add(1, Ordering::AcqRel);
+    {
+        let mut q = o.queue.lock();
+        let seq = q.next;
+        q.next += 1;
+        q.jobs.push_back((seq, job));
+    }
     o.ready.notify_one();
 }
 
@@ -103,8 +126,10 @@ fn ensure_ordered_thread(o: &'static Ordered) {
     }
     // A forked child: the parent's queue belongs to threads that do not exist here.
     if g.is_some() {
-        let stale = std::mem::take(&mut *o.queue.lock()).len() as u64;
-        o.finished.fetch_add(stale, Ordering::AcqRel);
+        let mut q = o.queue.lock();
+        std::mem::forget(std::mem::take(&mut q.jobs));
+        q.running.clear();
+        o.pending.store(0, Ordering::Release);
     }
     DRAINERS.store(0, Ordering::Release);
     WANTED.store(1, Ordering::Release);
@@ -158,16 +183,18 @@ fn ordered_loop(o: &'static Ordered) {
     IN_JOB.with(|c| c.set(true));
     IS_DRAINER.with(|c| c.set(true));
     loop {
-        let batch: Vec<Job> = {
+        let (first, batch): (u64, Vec<Job>) = {
             let mut q = o.queue.lock();
-            while q.is_empty() {
+            while q.jobs.is_empty() {
                 if retire() {
                     return;
                 }
                 o.ready.wait(&mut q);
             }
-            let n = q.len().min(BATCH);
-            q.drain(..n).collect()
+            let n = q.jobs.len().min(BATCH);
+            let first = q.jobs.front().map_or(0, |(seq, _)| *seq);
+            q.running.push(first);
+            (first, q.jobs.drain(..n).map(|(_, j)| j).collect())
         };
         let n = batch.len() as u64;
         // Once exiting, jobs are dropped unrun (their Python references go to pyo3's deferred
@@ -180,8 +207,11 @@ fn ordered_loop(o: &'static Ordered) {
                 run_job(py, job);
             }
         });
-        o.finished.fetch_add(n, Ordering::AcqRel);
-        let _g = o.settle_lock.lock();
+        o.pending.fetch_sub(n, Ordering::AcqRel);
+        let mut q = o.queue.lock();
+        if let Some(i) = q.running.iter().position(|s| *s == first) {
+            q.running.swap_remove(i);
+        }
         o.settled.notify_all();
     }
 }
@@ -217,13 +247,13 @@ fn run_job(py: Python<'_>, job: Job) {
 pub fn settle() {
     gil::park_if_exiting();
     let o = &*ORDERED;
-    let target = o.submitted.load(Ordering::Acquire);
-    if o.finished.load(Ordering::Acquire) >= target || in_job() || gil::exiting() {
+    if o.pending.load(Ordering::Acquire) == 0 || IS_DRAINER.with(Cell::get) || gil::exiting() {
         return;
     }
-    let mut g = o.settle_lock.lock();
-    while o.finished.load(Ordering::Acquire) < target && !gil::exiting() {
-        o.settled.wait_for(&mut g, Duration::from_millis(50));
+    let mut q = o.queue.lock();
+    let target = q.next;
+    while q.done_below() < target && !gil::exiting() {
+        o.settled.wait_for(&mut q, Duration::from_millis(50));
     }
 }
 
