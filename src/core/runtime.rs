@@ -1,7 +1,7 @@
 //! The crate's own tokio runtime: lazy, rebuilt after fork, shut down on demand.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
@@ -11,6 +11,8 @@ use tokio::runtime::{Handle, Runtime};
 struct State {
     generation: u64,
     rt: Arc<Runtime>,
+    /// Threads inside [`block_on`] waiting on this runtime (see [`shutdown`]).
+    waiting: Arc<AtomicUsize>,
 }
 
 /// Bumped in the child after every `fork()`; cheaper than asking the kernel for the pid on
@@ -68,7 +70,11 @@ pub fn handle() -> Handle {
     }
     let rt = Arc::new(build());
     let h = rt.handle().clone();
-    *w = Some(State { generation, rt });
+    *w = Some(State {
+        generation,
+        rt,
+        waiting: Arc::default(),
+    });
     EPOCH.fetch_add(1, Ordering::AcqRel);
     h
 }
@@ -78,7 +84,9 @@ pub fn handle() -> Handle {
 pub fn block_on<F: Future>(f: F) -> F::Output {
     let h = cached_handle();
     let _g = h.enter();
-    let mut f = std::pin::pin!(f);
+    // Unconstrained: on a tokio thread an exhausted coop budget would defer the wake-up until
+    // the task yields to the scheduler, which a blocked thread never does.
+    let mut f = std::pin::pin!(tokio::task::unconstrained(f));
     // Most tool futures are ready at once: skip the parking executor's set-up for them. Futures
     // re-register their waker on every poll, so polling first with a no-op waker is sound.
     if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut std::task::Context::from_waker(
@@ -86,7 +94,54 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
     )) {
         return v;
     }
-    futures::executor::block_on(f)
+    let _waiting = Waiting::enter();
+    // A parking loop rather than `futures::executor::block_on`, which refuses to nest: a call
+    // may be made from code running inside another one's poll on this thread (an event
+    // listener, a progress callback).
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        // Wake-ups for an outer `block_on` on this thread just cause an extra poll.
+        std::thread::park();
+    }
+}
+
+struct Unpark(std::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Counts a thread waiting in [`block_on`] on the current runtime. While there are any,
+/// [`shutdown`] leaves that runtime running for them (their futures use its timers and I/O;
+/// shutting it down under them makes tokio panic) and stops it once they are done.
+struct Waiting(Option<Arc<AtomicUsize>>);
+
+impl Waiting {
+    fn enter() -> Self {
+        let counter = STATE.read().as_ref().map(|s| s.waiting.clone());
+        if let Some(c) = &counter {
+            c.fetch_add(1, Ordering::AcqRel);
+        }
+        Waiting(counter)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(c) = &self.0 {
+            c.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 /// Changes whenever a runtime is started or shut down, invalidating per-thread caches.
@@ -155,10 +210,29 @@ pub fn shutdown(timeout: Duration) {
             std::mem::forget(s.rt);
             return;
         }
-        match Arc::try_unwrap(s.rt) {
-            Ok(rt) => rt.shutdown_timeout(timeout),
-            // Someone holds a clone (only possible mid-call); it shuts down when they drop it.
-            Err(rt) => drop(rt),
+        let Ok(rt) = Arc::try_unwrap(s.rt) else {
+            return; // not reachable: only `STATE` holds the runtime
+        };
+        // Stopping a runtime from inside a runtime context (a tool, a task) panics in tokio.
+        let in_runtime = Handle::try_current().is_ok();
+        if s.waiting.load(Ordering::Acquire) == 0 && !in_runtime {
+            rt.shutdown_timeout(timeout);
+            return;
+        }
+        // Calls are still waiting in `block_on` (their tasks were cancelled above; they end
+        // soon, or never for a thread abandoned at process exit): stop the runtime once they
+        // are gone, from a thread of its own. New calls start a fresh runtime meanwhile.
+        let waiting = s.waiting;
+        let reaper = std::thread::Builder::new()
+            .name("agent-runtime-reaper".into())
+            .spawn(move || {
+                while waiting.load(Ordering::Acquire) > 0 {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                rt.shutdown_timeout(timeout);
+            });
+        if let Err(e) = reaper {
+            log::error!("cannot start the runtime reaper thread: {e}");
         }
     }
 }
@@ -177,5 +251,56 @@ mod tests {
         shutdown(Duration::from_secs(1));
         let v = block_on(async { tokio::spawn(async { 8 }).await.unwrap() });
         assert_eq!(v, 8);
+    }
+
+    #[test]
+    fn block_on_inside_a_task_survives_an_exhausted_coop_budget() {
+        let h = handle().spawn(async {
+            let mut n = 0;
+            for _ in 0..1000 {
+                // Each wait consumes coop budget of the surrounding task.
+                n += block_on(async {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    std::thread::spawn(move || tx.send(1));
+                    rx.await.unwrap_or(0)
+                });
+            }
+            n
+        });
+        assert_eq!(block_on(h).ok(), Some(1000));
+    }
+
+    #[test]
+    fn block_on_nests() {
+        let v = block_on(async {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            block_on(async {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                11
+            })
+        });
+        assert_eq!(v, 11);
+    }
+
+    #[test]
+    fn shutdown_never_pulls_the_runtime_from_under_a_waiting_caller_or_a_task() {
+        // A caller waiting on a timer while another thread shuts down: its future keeps a
+        // working runtime (tokio would panic "context is being shutdown" otherwise).
+        let waiter = std::thread::spawn(|| {
+            block_on(async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                9
+            })
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        shutdown(Duration::from_secs(1));
+        assert_eq!(waiter.join().ok(), Some(9));
+        // Shutting down from inside the runtime (a task) is deferred, not a panic.
+        let h = handle().spawn(async { shutdown(Duration::from_secs(1)) });
+        assert!(block_on(h).is_ok());
+        assert_eq!(
+            block_on(async { tokio::spawn(async { 10 }).await.unwrap() }),
+            10
+        );
     }
 }

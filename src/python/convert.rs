@@ -476,7 +476,33 @@ impl PyValue {
 
 impl ForeignValue for PyValue {
     fn to_json(&self) -> Result<Value> {
-        super::gil::with_gil(|py| py_to_json(self.obj.bind(py), self.root))
+        if super::pythread::may_attach() {
+            return super::gil::with_gil(|py| py_to_json(self.obj.bind(py), self.root));
+        }
+        // On a tokio thread (a Rust consumer of a Python result: gRPC, MCP, a Rust tool):
+        // convert on the Python job thread and wait, letting tokio hand this worker's other
+        // tasks to another thread meanwhile.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        // SAFETY: the job only dereferences the pointer while this function waits below for
+        // its answer (or for the job to be dropped unrun at exit), so `self` outlives it.
+        let this = self as *const PyValue as usize;
+        let wait = move || {
+            super::pythread::submit(Box::new(move |py| {
+                let v = unsafe { &*(this as *const PyValue) };
+                let _ = tx.send(py_to_json(v.obj.bind(py), v.root));
+            }));
+            rx.recv().unwrap_or_else(|_| {
+                Err(Error::Runtime(
+                    "the interpreter is exiting: cannot convert a Python value".into(),
+                ))
+            })
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        }
     }
 
     fn as_any(&self) -> &dyn Any {

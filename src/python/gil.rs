@@ -4,9 +4,13 @@
 //! (~15 µs). Threads that call Python repeatedly (tokio workers, the blocking pool, host threads)
 //! instead keep theirs: attach once, then detach while idle (granian's `blocking.rs` pattern).
 //! Later attaches find the kept state and cost well under a microsecond.
+//!
+//! Tokio threads never attach: Python work that starts there goes to [`super::pythread`].
+//! [`with_gil`] counts attaches made on a tokio thread anyway ([`tokio_attaches`], exposed to
+//! the tests as `_native._gil_on_tokio()`), so a regression shows up as a failing test.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -69,9 +73,58 @@ fn keep_slow() {
     }
 }
 
+/// Attaches made on a tokio thread (a bug: they stall the runtime behind the GIL).
+static TOKIO_ATTACHES: AtomicU64 = AtomicU64::new(0);
+
+/// How many times the GIL was taken on a tokio thread since start-up.
+pub fn tokio_attaches() -> u64 {
+    TOKIO_ATTACHES.load(Ordering::Relaxed)
+}
+
+/// Whether this thread belongs to the tokio runtime: a worker, or a blocking-pool thread of
+/// it (both run inside a tokio task; a thread merely inside `block_on` or `Handle::enter`
+/// does not).
+#[inline]
+pub fn on_tokio_thread() -> bool {
+    tokio::task::try_id().is_some()
+}
+
+/// True once the interpreter is exiting (set by the atexit hook): threads must not attach.
+#[inline]
+pub fn exiting() -> bool {
+    FINALIZING.load(Ordering::Acquire)
+}
+
+static EXIT_THREAD: parking_lot::Mutex<Option<std::thread::ThreadId>> =
+    parking_lot::Mutex::new(None);
+
+/// Called by the exit hook (on the thread that finalizes): from now on no other thread
+/// attaches.
+pub fn set_exiting() {
+    *EXIT_THREAD.lock() = Some(std::thread::current().id());
+    FINALIZING.store(true, Ordering::Release);
+}
+
+/// For a thread about to re-attach after waiting on Rust work: once the interpreter is
+/// exiting, every thread but the finalizing one parks here for good instead (re-attaching
+/// would have CPython kill it, which aborts the process when the kill unwinds Rust frames).
+/// Such threads are daemon threads; the process is about to end.
+pub fn park_if_exiting() {
+    if !exiting() || *EXIT_THREAD.lock() == Some(std::thread::current().id()) {
+        return;
+    }
+    loop {
+        std::thread::park();
+    }
+}
+
 /// `Python::attach` with a kept thread state.
 #[inline]
 pub fn with_gil<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
+    if on_tokio_thread() {
+        TOKIO_ATTACHES.fetch_add(1, Ordering::Relaxed);
+        log::debug!("the GIL was taken on a tokio thread");
+    }
     keep_thread_state();
     Python::attach(f)
 }

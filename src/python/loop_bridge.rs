@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 
 use super::convert::PyValue;
 use super::errors::{from_pyerr, to_pyerr};
-use super::gil::with_gil;
+use super::pythread;
 use crate::core::{runtime, Error, Payload, Result};
 
 const LOOP_PY: &std::ffi::CStr = cr#"
@@ -32,7 +32,7 @@ _lock = threading.Lock()
 _state = None
 
 
-def get_loop():
+def get_loop(on_exit):
     global _state
     with _lock:
         s = _state
@@ -45,8 +45,16 @@ def get_loop():
             asyncio.set_event_loop(loop)
             loop.call_soon(started.set)
             try:
-                loop.run_forever()
+                while True:
+                    try:
+                        loop.run_forever()
+                        break  # loop.stop(): shutdown asked for it
+                    except BaseException:  # noqa: BLE001
+                        # A tool raised KeyboardInterrupt/SystemExit: its task already holds
+                        # the exception (its caller gets it); keep serving the others.
+                        continue
             finally:
+                on_exit()
                 try:
                     tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
                     for t in tasks:
@@ -103,7 +111,13 @@ pub fn runtime_loop(py: Python<'_>) -> PyResult<Py<PyAny>> {
             return Ok(l.clone_ref(py));
         }
     }
-    let l = loop_module(py)?.call_method0("get_loop")?.unbind();
+    // Clears the cache should the loop thread ever end, so the next call starts a new one.
+    let on_exit = PyCFunction::new_closure(py, None, None, |_, _| {
+        LOOP_CACHE.lock().take();
+    })?;
+    let l = loop_module(py)?
+        .call_method1("get_loop", (on_exit,))?
+        .unbind();
     *LOOP_CACHE.lock() = Some((pid, l.clone_ref(py)));
     Ok(l)
 }
@@ -117,17 +131,21 @@ pub fn stop_runtime_loop(py: Python<'_>, timeout: f64) -> PyResult<()> {
 
 // ---------------------------------------------------------------- Rust awaiting Python
 
-type MakeCoro = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
+pub type MakeCoro = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
 type Reply = oneshot::Sender<Result<Py<PyAny>>>;
 
 #[derive(Default)]
 struct Shared {
     task: Mutex<Option<Py<PyAny>>>,
+    /// The loop the task runs on (set when its start is scheduled).
+    loop_: Mutex<Option<Py<PyAny>>>,
     cancelled: AtomicBool,
+    /// Where the result goes; taken by whoever answers first.
+    reply: Mutex<Option<Reply>>,
 }
 
-/// What starting a coroutine needs: its factory, the reply channel, the caller's contextvars.
-type StartArgs = (MakeCoro, Reply, Option<Py<PyAny>>);
+/// What starting a coroutine needs: its factory and the caller's contextvars.
+type StartArgs = (MakeCoro, Option<Py<PyAny>>);
 
 #[pyclass]
 struct Starter {
@@ -139,7 +157,10 @@ struct Starter {
 #[pymethods]
 impl Starter {
     fn __call__(&self, py: Python<'_>) -> PyResult<()> {
-        let Some((make, tx, context)) = self.inner.lock().take() else {
+        let Some((make, context)) = self.inner.lock().take() else {
+            return Ok(());
+        };
+        let Some(tx) = self.shared.reply.lock().take() else {
             return Ok(());
         };
         if self.shared.cancelled.load(Ordering::Acquire) {
@@ -178,6 +199,33 @@ impl Starter {
             *slot = Some(task.unbind());
         }
         Ok(())
+    }
+}
+
+impl Drop for Starter {
+    fn drop(&mut self) {
+        // Never ran (its loop closed first): dropping the reply reports a cancellation.
+        if self.inner.get_mut().take().is_some() {
+            self.shared.reply.lock().take();
+        }
+    }
+}
+
+/// Answers the caller if a scheduled start never got to run (its job was dropped at exit).
+struct Unscheduled {
+    shared: Arc<Shared>,
+    scheduled: bool,
+}
+
+impl Drop for Unscheduled {
+    fn drop(&mut self) {
+        if !self.scheduled {
+            if let Some(tx) = self.shared.reply.lock().take() {
+                let _ = tx.send(Err(Error::Runtime(
+                    "the coroutine could not be started (the interpreter is exiting)".into(),
+                )));
+            }
+        }
     }
 }
 
@@ -239,60 +287,82 @@ impl Done {
 /// Cancels the Python task if the Rust future is dropped before it finished.
 struct CancelOnDrop {
     shared: Arc<Shared>,
-    loop_: Option<Py<PyAny>>,
+    armed: bool,
 }
 
 impl CancelOnDrop {
     fn disarm(&mut self) {
-        self.loop_ = None;
+        self.armed = false;
     }
 }
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        let Some(lp) = self.loop_.take() else { return };
+        if !self.armed {
+            return;
+        }
         self.shared.cancelled.store(true, Ordering::Release);
         let task = self.shared.task.lock().take();
-        if let Some(task) = task {
-            with_gil(|py| {
-                if let Ok(cancel) = task.bind(py).getattr("cancel") {
-                    // The loop may already be closed; then the task is gone anyway.
-                    let _ = lp.bind(py).call_method1("call_soon_threadsafe", (cancel,));
-                }
-            });
-        }
+        let Some(task) = task else {
+            return; // not started yet: the starter sees `cancelled`
+        };
+        let lp = self.shared.loop_.lock().take();
+        // Often dropped on a tokio worker (a timeout, an aborted awaitable): no GIL there.
+        pythread::run_or_submit(move |py| {
+            if let (Some(lp), Ok(cancel)) = (lp, task.bind(py).getattr("cancel")) {
+                // The loop may already be closed; then the task is gone anyway.
+                let _ = lp.bind(py).call_method1("call_soon_threadsafe", (cancel,));
+            }
+        });
     }
 }
 
-/// Run the coroutine made by `make` as a task on `loop_` and await its result from Rust.
+/// Where and how to start a coroutine, decided with the GIL: the target loop, the caller's
+/// contextvars, and the coroutine factory.
+pub type Prepared = (Py<PyAny>, Option<Py<PyAny>>, MakeCoro);
+
+/// Run a coroutine as a task on an asyncio loop and await its result from Rust. `prepare`
+/// picks the loop and makes the factory; it runs right away on this thread when it may take
+/// the GIL, else on the Python job thread (never on a tokio worker). Dropping the future
+/// cancels the task.
 pub fn await_coroutine(
-    py: Python<'_>,
     tool: String,
-    loop_: Py<PyAny>,
-    context: Option<Py<PyAny>>,
-    make: MakeCoro,
+    prepare: impl for<'py> FnOnce(Python<'py>) -> Result<Prepared> + Send + 'static,
 ) -> impl Future<Output = Result<Payload>> + Send + 'static {
     let (tx, rx) = oneshot::channel();
     let shared = Arc::new(Shared::default());
-    let starter = Starter {
-        inner: Mutex::new(Some((make, tx, context))),
+    *shared.reply.lock() = Some(tx);
+    let mut pending = Unscheduled {
         shared: shared.clone(),
-        loop_: loop_.clone_ref(py),
+        scheduled: false,
     };
-    let scheduled = loop_
-        .bind(py)
-        .call_method1("call_soon_threadsafe", (starter,))
-        .map(|_| ())
-        .map_err(|e| from_pyerr(py, e));
+    pythread::run_or_submit(move |py| {
+        pending.scheduled = true; // answered below either way
+        let sh = pending.shared.clone();
+        let fail = |e: Error| {
+            if let Some(tx) = sh.reply.lock().take() {
+                let _ = tx.send(Err(e));
+            }
+        };
+        let (lp, context, make) = match prepare(py) {
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        };
+        *sh.loop_.lock() = Some(lp.clone_ref(py));
+        let starter = Starter {
+            inner: Mutex::new(Some((make, context))),
+            shared: sh.clone(),
+            loop_: lp.clone_ref(py),
+        };
+        if let Err(e) = lp.bind(py).call_method1("call_soon_threadsafe", (starter,)) {
+            fail(from_pyerr(py, e)); // a closed loop
+        }
+    });
     let mut guard = CancelOnDrop {
         shared,
-        loop_: Some(loop_),
+        armed: true,
     };
     async move {
-        if let Err(e) = scheduled {
-            guard.disarm();
-            return Err(e);
-        }
         let r = rx.await;
         guard.disarm(); // finished: nothing to cancel
         match r {
@@ -457,9 +527,9 @@ where
     }
     let afut = loop_.bind(py).call_method0("create_future")?;
     let target = afut.clone().unbind();
-    let handle = runtime::cached_handle().spawn(async move {
-        let r = fut.await;
-        with_gil(|py| {
+    let finish: Finish = Box::new(move |r: Result<Payload>| {
+        // Resolved from the Python job thread: a tokio worker never waits for the GIL.
+        pythread::submit(Box::new(move |py| {
             let (ok, value) = match r.map_err(|e| to_pyerr(py, e)).and_then(|p| convert(py, p)) {
                 Ok(v) => (true, v),
                 Err(e) => (false, e.into_value(py).into_any()),
@@ -473,7 +543,14 @@ where
                 // Only when the loop is closed: nobody is waiting any more.
                 tracing_unraisable(py, e);
             }
-        });
+        }));
+    });
+    let mut guard = FinishOnDrop(Some(finish));
+    let handle = runtime::cached_handle().spawn(async move {
+        let r = fut.await;
+        if let Some(f) = guard.0.take() {
+            f(r);
+        }
     });
     afut.call_method1(
         "add_done_callback",
@@ -490,6 +567,23 @@ where
         }),),
     )?;
     Ok(afut)
+}
+
+type Finish = Box<dyn FnOnce(Result<Payload>) + Send>;
+
+/// Resolves the awaitable even when its tokio task is dropped unfinished (a runtime shutdown):
+/// the awaiting coroutine gets an error instead of waiting forever. (When the awaitable itself
+/// was cancelled, resolving it is a no-op.)
+struct FinishOnDrop(Option<Finish>);
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(Err(Error::Runtime(
+                "the runtime was shut down before the call finished".into(),
+            )));
+        }
+    }
 }
 
 fn tracing_unraisable(py: Python<'_>, e: PyErr) {

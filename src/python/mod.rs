@@ -9,11 +9,11 @@ pub mod gil;
 pub mod host;
 pub mod isolation;
 pub mod loop_bridge;
+pub mod pythread;
 pub mod pytool;
 pub mod registry;
 pub mod task;
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -28,16 +28,44 @@ pub use registry::PyRegistry;
 
 /// Stop the runtime: the asyncio loop thread and the tokio runtime (cancelling their tasks),
 /// waiting up to `timeout` seconds. Registered with `atexit` so it runs before finalization.
-/// The next call starts them again.
+/// The next call starts them again. Refused (`RuntimeError`) from inside a tool call, which
+/// runs on the threads being stopped: call it once the call has returned.
 #[pyfunction]
 #[pyo3(signature = (timeout = 1.0))]
 fn shutdown(py: Python<'_>, timeout: f64) -> PyResult<()> {
+    if inside_tool_call(py)? {
+        return Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "agent_runtime.shutdown() cannot be called from inside a tool call (it would stop \
+             the threads running that call); call it after the call has returned",
+        ));
+    }
     let t = crate::core::duration::from_secs("timeout", timeout)
         .map_err(pyo3::exceptions::PyValueError::new_err)?
         .min(Duration::from_secs(3600));
     loop_bridge::stop_runtime_loop(py, t.as_secs_f64())?;
     py.detach(|| runtime::shutdown(t));
     Ok(())
+}
+
+/// Whether this thread is running a tool: a Python tool function (sync, or an async one's
+/// start), a job of the runtime's Python threads, or the runtime's own event loop thread.
+fn inside_tool_call(py: Python<'_>) -> PyResult<bool> {
+    if pythread::in_callback() {
+        return Ok(true);
+    }
+    let name = py
+        .import("threading")?
+        .call_method0("current_thread")?
+        .getattr("name")?;
+    Ok(name
+        .extract::<String>()
+        .is_ok_and(|n| n == "agent-runtime-loop"))
+}
+
+/// Test hook: how many times the GIL was taken on a tokio thread (should stay 0).
+#[pyfunction]
+fn _gil_on_tokio() -> u64 {
+    gil::tokio_attaches()
 }
 
 /// Tasks spawned and not finished yet, oldest first.
@@ -51,8 +79,9 @@ fn tasks() -> Vec<task::PyTask> {
 
 /// Subscribe `listener(event: dict)` to call events (`tool.started`, `tool.finished`,
 /// `tool.failed`; all of them when `kinds` is empty). Returns an id for `unsubscribe`.
-/// Listeners run synchronously on the thread that emits; an exception in one is logged on the
-/// `agent_runtime` logger and never breaks the call.
+/// Listeners run on the thread that emits, or on the runtime's Python job thread when that is
+/// a tokio thread (in order either way); a call returns after its events were delivered. An
+/// exception in a listener is logged on the `agent_runtime` logger and never breaks the call.
 #[pyfunction]
 #[pyo3(signature = (kinds, listener))]
 fn subscribe(kinds: Vec<String>, listener: Py<PyAny>) -> PyResult<u64> {
@@ -64,11 +93,15 @@ fn subscribe(kinds: Vec<String>, listener: Py<PyAny>) -> PyResult<u64> {
             ))
         })?);
     }
+    let listener = Arc::new(listener);
     Ok(events::subscribe(
         &ks,
         Arc::new(move |e: &Event| {
-            gil::with_gil(|py| {
-                let r = event_dict(py, e).and_then(|d| listener.call1(py, (d,)));
+            // Emitted on a tokio worker, the listener runs on the Python job thread instead
+            // (in order; calls return only after their events were delivered).
+            let (e, listener) = (e.clone(), listener.clone());
+            pythread::run_or_submit(move |py| {
+                let r = event_dict(py, &e).and_then(|d| listener.call1(py, (d,)));
                 if let Err(err) = r {
                     let tb = err
                         .traceback(py)
@@ -184,7 +217,14 @@ fn _atexit(py: Python<'_>) -> PyResult<()> {
     // Short grace: threads still inside a sync Python callback cannot be joined anyway.
     let r = shutdown(py, 0.5);
     // From here on threads must not touch the interpreter on their way out.
-    gil::FINALIZING.store(true, Ordering::Release);
+    gil::set_exiting();
+    // Threads inside a Python callback would re-take the GIL during finalization and be
+    // killed there by CPython (aborting the process once the kill meets a Rust frame): ask
+    // them to leave first.
+    let left = pythread::evict_for_exit(py, Duration::from_millis(500));
+    if left > 0 {
+        log::debug!("{left} thread(s) still inside a Python callback at exit");
+    }
     r
 }
 
@@ -247,6 +287,7 @@ pub fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(isolation::isolation_stats, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(_atexit, m)?)?;
+    m.add_function(wrap_pyfunction!(_gil_on_tokio, m)?)?;
     m.add_function(wrap_pyfunction!(registry::register_diagnostic_tools, m)?)?;
     m.add_function(wrap_pyfunction!(registry::register_builtin_tools, m)?)?;
     m.add_function(wrap_pyfunction!(_roundtrip, m)?)?;

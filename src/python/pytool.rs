@@ -10,8 +10,9 @@ use pyo3::types::PyDict;
 use super::context::PyContext;
 use super::convert::{json_to_py, PyValue};
 use super::errors::{from_pyerr, to_pyerr};
-use super::gil::with_gil;
-use super::loop_bridge::{await_coroutine, runtime_loop};
+use super::gil;
+use super::loop_bridge::{await_coroutine, runtime_loop, MakeCoro};
+use super::pythread;
 use crate::core::{runtime, BoxFuture, CallContext, Error, Payload, Result, Tool, ToolSpec};
 
 /// What the Python boundary attaches to a call's context: where the caller's asyncio loop and
@@ -104,6 +105,7 @@ impl PyTool {
         call: Option<&CallContext>,
         contextvars: Option<&Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let _busy = pythread::Busy::enter();
         let f = self.0.func.bind(py);
         let with_ctx;
         let kwargs = match &self.0.context_param {
@@ -140,17 +142,15 @@ impl PyTool {
         }
     }
 
-    /// Run the sync callable on this thread, inside the caller's contextvars when the call
-    /// carries them (read from `call`, so no extra attach is needed to pass them along).
-    fn run_sync(&self, args: &Payload, call: &CallContext) -> Result<Payload> {
+    /// Run the sync callable on this (attached) thread, inside the caller's contextvars when
+    /// the call carries them.
+    fn run_sync(&self, py: Python<'_>, args: &Payload, call: &CallContext) -> Result<Payload> {
         let contextvars = call.foreign::<PyCallCtx>().and_then(|p| p.context.as_ref());
         super::registry::run_nested(call, || {
-            with_gil(|py| {
-                self.kwargs(py, args)
-                    .and_then(|kw| self.invoke(py, Some(&kw), Some(call), contextvars))
-                    .map(|r| Payload::Foreign(Arc::new(PyValue::result(r.unbind()))))
-                    .map_err(|e| from_pyerr(py, e))
-            })
+            self.kwargs(py, args)
+                .and_then(|kw| self.invoke(py, Some(&kw), Some(call), contextvars))
+                .map(|r| Payload::Foreign(Arc::new(PyValue::result(r.unbind()))))
+                .map_err(|e| from_pyerr(py, e))
         })
     }
 }
@@ -161,17 +161,15 @@ impl Tool for PyTool {
     }
 
     fn call(&self, args: Payload, ctx: CallContext) -> BoxFuture<Result<Payload>> {
-        let pctx = ctx.foreign::<PyCallCtx>();
         let name = self.0.spec.name.clone();
+        let this = self.clone();
         if !self.0.is_async {
-            // Off the async workers: a sync callback may block. Blocking-pool threads keep
-            // their Python thread state between calls. Should the call time out or be
-            // cancelled, the callback runs on in its thread and its result is dropped.
-            let this = self.clone();
-            let h = runtime::cached_handle().spawn_blocking(move || this.run_sync(&args, &ctx));
+            // On a Python pool thread: a sync callback may block. Should the call time out or
+            // be cancelled, the callback runs on in its thread and its result is dropped.
+            let rx = pythread::spawn_blocking(move |py| this.run_sync(py, &args, &ctx));
             return Box::pin(async move {
-                h.await.unwrap_or_else(|e| {
-                    if e.is_cancelled() {
+                rx.await.unwrap_or_else(|_| {
+                    if gil::exiting() {
                         Err(Error::Cancelled { tool: name })
                     } else {
                         Err(Error::tool(name, "the Python callback thread panicked"))
@@ -179,36 +177,34 @@ impl Tool for PyTool {
                 })
             });
         }
-        let this = self.clone();
-        // One attach: find the target loop and schedule the coroutine's start on it.
-        let started = with_gil(|py| {
+        // Find the target loop and schedule the coroutine's start on it (on this thread when
+        // it may take the GIL, else from the Python job thread).
+        Box::pin(await_coroutine(name, move |py| {
+            let pctx = ctx.foreign::<PyCallCtx>();
             let lp = match pctx.and_then(|p| p.loop_.as_ref()) {
                 Some(l) => l.clone_ref(py),
                 None => runtime_loop(py).map_err(|e| from_pyerr(py, e))?,
             };
-            let contextvars =
+            // A copy of the caller's contextvars carrying this call's depth (limit checks).
+            let contextvars = Some(
                 super::registry::context_nested_in(py, pctx.and_then(|p| p.context.as_ref()), &ctx)
-                    .map_err(|e| from_pyerr(py, e))?;
-            let call = ctx.clone();
-            let make = Box::new(move |py: Python<'_>| {
+                    .map_err(|e| from_pyerr(py, e))?,
+            );
+            let make: MakeCoro = Box::new(move |py: Python<'_>| {
                 let kw = this.kwargs(py, &args)?;
                 // Created on the loop thread; contextvars apply through the task.
-                this.invoke(py, Some(&kw), Some(&call), None)
+                this.invoke(py, Some(&kw), Some(&ctx), None)
                     .map(Bound::unbind)
             });
-            Ok::<_, Error>(await_coroutine(py, name, lp, Some(contextvars), make))
-        });
-        match started {
-            Ok(f) => Box::pin(f),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
+            Ok((lp, contextvars, make))
+        }))
     }
 
     fn call_blocking(&self, args: Payload, ctx: CallContext) -> Result<Payload> {
-        if self.0.is_async {
+        if self.0.is_async || !pythread::may_attach() {
             return runtime::block_on(self.call(args, ctx));
         }
-        self.run_sync(&args, &ctx)
+        gil::with_gil(|py| self.run_sync(py, &args, &ctx))
     }
 
     fn as_any(&self) -> &dyn Any {

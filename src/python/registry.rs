@@ -13,7 +13,6 @@ use serde_json::Value;
 
 use super::convert::{check_arg_names, payload_to_py, py_to_json, py_to_json_lenient, PyValue};
 use super::errors::{from_pyerr, IntoPyResult};
-use super::gil::with_gil;
 use super::loop_bridge::{into_awaitable, Ready};
 use super::pytool::{PyCallCtx, PyTool};
 use super::task::PyTask;
@@ -128,13 +127,22 @@ fn duration_arg(timeout: Option<f64>) -> PyResult<Option<Duration>> {
         .map_err(pyo3::exceptions::PyValueError::new_err)
 }
 
+/// `r`, once the events and progress reports queued before it were delivered.
+fn settled<T>(r: T) -> T {
+    super::pythread::settle();
+    r
+}
+
 /// Forward progress reports to a Python callable `fn(done, total, message)`, from whichever
 /// thread reports. Its exceptions are logged, never breaking the call.
 fn progress_sink(on_progress: Option<Py<PyAny>>) -> Option<ProgressSink> {
-    let f = on_progress?;
+    let f = Arc::new(on_progress?);
     Some(Arc::new(move |p: &Progress| {
-        with_gil(|py| {
-            if let Err(e) = f.call1(py, (p.done, p.total, p.message.clone())) {
+        // Reported on a tokio worker (a Rust or isolated tool), the callback runs on the
+        // Python job thread instead; the call returns after it ran.
+        let (f, p) = (f.clone(), p.clone());
+        super::pythread::run_or_submit(move |py| {
+            if let Err(e) = f.call1(py, (p.done, p.total, p.message)) {
                 let tb = e
                     .traceback(py)
                     .and_then(|t| t.format().ok())
@@ -489,13 +497,13 @@ impl PyRegistry {
                 checked.dict(py).unbind().into_any(),
             )));
             let fut = e.call_prevalidated(args, ctx);
-            let r = py.detach(|| runtime::block_on(fut));
+            let r = py.detach(|| settled(super::pythread::blocking(|| runtime::block_on(fut))));
             drop(pctx);
             return payload_to_py(py, r.py(py)?, None);
         }
         let (ctx, pctx) = Self::ctx(py, None, Some(contextvars_copy(py)?), timeout, progress);
         let fut = e.call_prevalidated(Payload::Json(checked.json.unwrap_or_default()), ctx);
-        let r = py.detach(|| runtime::block_on(fut));
+        let r = py.detach(|| settled(super::pythread::blocking(|| runtime::block_on(fut))));
         // Dropped here, attached: the last reference to the context object goes without
         // pyo3's deferred-decref queue.
         drop(pctx);

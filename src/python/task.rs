@@ -6,8 +6,8 @@ use pyo3::types::PyDict;
 
 use super::convert::payload_to_py;
 use super::errors::IntoPyResult;
-use super::gil::with_gil;
 use super::loop_bridge::{resolver, OnCancel, Ready};
+use super::pythread::run_or_submit;
 use crate::core::{runtime, Payload, TaskHandle};
 
 /// A tool call running in the background (from `spawn`). Await it, wait with `result()`,
@@ -86,12 +86,17 @@ impl PyTask {
             .transpose()
             .map_err(pyo3::exceptions::PyValueError::new_err)?;
         let r = py.detach(|| {
-            runtime::block_on(async {
-                match wait {
-                    Some(d) => tokio::time::timeout(d, h.wait()).await.ok(),
-                    None => Some(h.wait().await),
-                }
-            })
+            let r = super::pythread::blocking(|| {
+                runtime::block_on(async {
+                    match wait {
+                        Some(d) => tokio::time::timeout(d, h.wait()).await.ok(),
+                        None => Some(h.wait().await),
+                    }
+                })
+            });
+            // Deliver the task's events and progress reports before its result.
+            super::pythread::settle();
+            r
         });
         match r {
             None => Err(PyTimeoutError::new_err(format!(
@@ -125,8 +130,10 @@ impl PyTask {
         let lp = lp.unbind();
         let done = h.clone();
         h.on_done(move |r| {
-            with_gil(|py| {
-                let (ok, value) = match r.clone().py(py).and_then(|p| result_to_py(py, &done, p)) {
+            // Usually on a tokio worker: resolved from the Python job thread instead.
+            let r = r.clone();
+            run_or_submit(move |py| {
+                let (ok, value) = match r.py(py).and_then(|p| result_to_py(py, &done, p)) {
                     Ok(v) => (true, v),
                     Err(e) => (false, e.into_value(py).into_any()),
                 };

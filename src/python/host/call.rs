@@ -22,11 +22,10 @@ use serde_json::Value;
 
 use super::super::convert::{json_to_py, payload_to_py, py_to_json};
 use super::super::errors::from_pyerr;
-use super::super::gil::with_gil;
 use super::super::loop_bridge;
 use crate::core::registry::{parse_args_json, MAX_NAME_LEN};
 use crate::core::text::bounded;
-use crate::core::{runtime, Error, Payload, Result};
+use crate::core::{Error, Payload, Result};
 
 /// The rule, as said in every refusal.
 const RULE: &str = "only public (no leading '_'), callable, module-level functions defined in \
@@ -161,14 +160,13 @@ enum Called {
     Awaiting(Awaiting),
 }
 
-/// Run `f` with the GIL on a blocking-pool thread (imports and user code may block).
+/// Run `f` with the GIL on a Python pool thread (imports and user code may block).
 async fn blocking_python<T: Send + 'static>(
     f: impl FnOnce(Python<'_>) -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    runtime::cached_handle()
-        .spawn_blocking(move || with_gil(f))
+    super::super::pythread::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Runtime(format!("python worker thread failed: {e}")))?
+        .map_err(|_| Error::Runtime("the Python worker thread ended before answering".into()))?
 }
 
 /// Import `module`, resolve `function` by the rule, call it with what `args` builds. An
@@ -209,7 +207,8 @@ where
         .unbind();
         let lp = loop_bridge::runtime_loop(py).map_err(pyerr)?;
         let what = format!("{module}.{function}");
-        let fut = loop_bridge::await_coroutine(py, what, lp, None, Box::new(move |_| Ok(coro)));
+        let make: loop_bridge::MakeCoro = Box::new(move |_| Ok(coro));
+        let fut = loop_bridge::await_coroutine(what, move |_| Ok((lp, None, make)));
         Ok(Called::Awaiting(Box::pin(fut)))
     })
     .await?;

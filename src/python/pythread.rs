@@ -1,0 +1,475 @@
+//! Threads that run Python for the runtime, so no tokio thread ever takes the GIL.
+//!
+//! A tokio worker that attaches queues behind whichever thread holds the GIL (with thousands
+//! of async Python tasks in flight, every completion waited its turn on a worker, stalling
+//! all other tasks of that worker). Python work that starts on a tokio thread goes here:
+//!
+//! * [`submit`]: short jobs (event listeners, progress callbacks, starting a coroutine on its
+//!   loop, resolving an awaitable, cancelling a Python task, converting a result) run in order
+//!   on one thread, which drains its queue in batches under a single attach. When a job there
+//!   blocks on a call ([`blocking`]), another thread drains the queue until it returns.
+//! * [`spawn_blocking`]: jobs that may block (sync Python tools) on a growable pool. A job
+//!   submitted from inside a pool job (a tool calling a tool) never waits for a free thread, so
+//!   nesting cannot deadlock the pool.
+//!
+//! Both kinds of threads keep their Python thread state between jobs (granian's
+//! `BlockingRunner` pattern, see [`super::gil`]). Once the interpreter is exiting they stop
+//! attaching: queued jobs are dropped (their reply channels report cancellation).
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use pyo3::prelude::*;
+use tokio::sync::oneshot;
+
+use super::gil;
+
+/// A unit of Python work.
+pub type Job = Box<dyn for<'py> FnOnce(Python<'py>) + Send>;
+
+thread_local! {
+    /// Set on the ordered thread and on pool threads while they run a job.
+    static IN_JOB: Cell<bool> = const { Cell::new(false) };
+    /// Set on threads draining the ordered queue.
+    static IS_DRAINER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True while this thread runs a job of this module.
+pub fn in_job() -> bool {
+    IN_JOB.with(Cell::get)
+}
+
+/// Whether this thread may take the GIL itself: not a tokio thread (a worker, or a blocking
+/// thread of the runtime, which runs Rust work only).
+#[inline]
+pub fn may_attach() -> bool {
+    !gil::on_tokio_thread()
+}
+
+/// Run `job` with the GIL: right here when this thread may attach, else on the ordered thread.
+pub fn run_or_submit(job: impl for<'py> FnOnce(Python<'py>) + Send + 'static) {
+    if may_attach() {
+        attach_unless_exiting(job);
+    } else {
+        submit(Box::new(job));
+    }
+}
+
+// ---------------------------------------------------------------- the ordered thread
+
+/// The ordered queue. Jobs carry sequence numbers so [`settle`] can tell when every job
+/// submitted before a point has finished, even with stand-in drainers running batches in
+/// parallel (see [`blocking`]).
+struct Queue {
+    jobs: VecDeque<(u64, Job)>,
+    /// Sequence number of the first job of each batch being run.
+    running: Vec<u64>,
+    next: u64,
+}
+
+impl Queue {
+    /// Every job numbered below this has finished (or was dropped).
+    fn done_below(&self) -> u64 {
+        let queued = self.jobs.front().map_or(self.next, |(seq, _)| *seq);
+        self.running.iter().copied().fold(queued, u64::min)
+    }
+}
+
+struct Ordered {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    settled: Condvar,
+    /// Jobs submitted and not finished: lets [`settle`] return at once in the common case.
+    pending: AtomicU64,
+    /// The fork generation the thread was started in (a forked child starts its own).
+    generation: Mutex<Option<u64>>,
+}
+
+static ORDERED: LazyLock<Ordered> = LazyLock::new(|| Ordered {
+    queue: Mutex::new(Queue {
+        jobs: VecDeque::new(),
+        running: Vec::new(),
+        next: 0,
+    }),
+    ready: Condvar::new(),
+    settled: Condvar::new(),
+    pending: AtomicU64::new(0),
+    generation: Mutex::new(None),
+});
+
+/// Most jobs run under one attach before the GIL is offered to other threads again.
+const BATCH: usize = 256;
+
+/// Queue `job` for the ordered Python thread (FIFO).
+pub fn submit(job: Job) {
+    let o = &*ORDERED;
+    ensure_ordered_thread(o);
+    o.pending.fetch_add(1, Ordering::AcqRel);
+    {
+        let mut q = o.queue.lock();
+        let seq = q.next;
+        q.next += 1;
+        q.jobs.push_back((seq, job));
+    }
+    o.ready.notify_one();
+}
+
+fn ensure_ordered_thread(o: &'static Ordered) {
+    let generation = crate::core::runtime::fork_generation();
+    let mut g = o.generation.lock();
+    if *g == Some(generation) {
+        return;
+    }
+    // A forked child: the parent's queue belongs to threads that do not exist here.
+    if g.is_some() {
+        let mut q = o.queue.lock();
+        std::mem::forget(std::mem::take(&mut q.jobs));
+        q.running.clear();
+        o.pending.store(0, Ordering::Release);
+    }
+    DRAINERS.store(0, Ordering::Release);
+    WANTED.store(1, Ordering::Release);
+    if spawn_drainer(o) {
+        *g = Some(generation);
+    }
+}
+
+/// Threads draining the ordered queue, and how many are wanted: one, plus one for each job
+/// blocked waiting on a call (see [`blocking`]).
+static DRAINERS: AtomicUsize = AtomicUsize::new(0);
+static WANTED: AtomicUsize = AtomicUsize::new(1);
+
+fn spawn_drainer(o: &'static Ordered) -> bool {
+    DRAINERS.fetch_add(1, Ordering::AcqRel);
+    let spawned = std::thread::Builder::new()
+        .name("agent-runtime-py".into())
+        .spawn(move || ordered_loop(o));
+    if let Err(e) = spawned {
+        DRAINERS.fetch_sub(1, Ordering::AcqRel);
+        log::error!("cannot start the Python job thread: {e}");
+        return false;
+    }
+    true
+}
+
+/// Run `wait` (a call waiting for its result, GIL released). On the ordered thread another
+/// thread drains the queue meanwhile: the call may need a job queued behind the one waiting
+/// (a listener calling a tool whose result is converted or whose coroutine is started by a
+/// job), which would otherwise never run.
+pub fn blocking<R>(wait: impl FnOnce() -> R) -> R {
+    if !IS_DRAINER.with(Cell::get) {
+        return wait();
+    }
+    WANTED.fetch_add(1, Ordering::AcqRel);
+    if DRAINERS.load(Ordering::Acquire) < WANTED.load(Ordering::Acquire) {
+        spawn_drainer(&ORDERED);
+    }
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            WANTED.fetch_sub(1, Ordering::AcqRel);
+            ORDERED.ready.notify_all(); // a surplus drainer may retire
+        }
+    }
+    let _done = Done;
+    wait()
+}
+
+fn ordered_loop(o: &'static Ordered) {
+    IN_JOB.with(|c| c.set(true));
+    IS_DRAINER.with(|c| c.set(true));
+    loop {
+        let (first, batch): (u64, Vec<Job>) = {
+            let mut q = o.queue.lock();
+            while q.jobs.is_empty() {
+                if retire() {
+                    return;
+                }
+                o.ready.wait(&mut q);
+            }
+            let n = q.jobs.len().min(BATCH);
+            let first = q.jobs.front().map_or(0, |(seq, _)| *seq);
+            q.running.push(first);
+            (first, q.jobs.drain(..n).map(|(_, j)| j).collect())
+        };
+        let n = batch.len() as u64;
+        // Once exiting, jobs are dropped unrun (their Python references go to pyo3's deferred
+        // queue, their reply channels report cancellation).
+        attach_unless_exiting(|py| {
+            for job in batch {
+                if gil::exiting() {
+                    break;
+                }
+                run_job(py, job);
+            }
+        });
+        o.pending.fetch_sub(n, Ordering::AcqRel);
+        let mut q = o.queue.lock();
+        if let Some(i) = q.running.iter().position(|s| *s == first) {
+            q.running.swap_remove(i);
+        }
+        o.settled.notify_all();
+    }
+}
+
+/// Whether this drainer is surplus (a blocked job it stood in for has returned).
+fn retire() -> bool {
+    let mut n = DRAINERS.load(Ordering::Acquire);
+    while n > WANTED.load(Ordering::Acquire) {
+        match DRAINERS.compare_exchange(n, n - 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return true,
+            Err(cur) => n = cur,
+        }
+    }
+    false
+}
+
+fn run_job(py: Python<'_>, job: Job) {
+    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(py))) {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        log::error!("a Python job panicked: {msg}");
+    }
+}
+
+/// Wait (GIL released by the caller) until every job submitted before this call has run:
+/// a call returns only after its events and progress reports were delivered. A no-op on the
+/// ordered thread itself (it would wait for itself). Once the interpreter is exiting, a
+/// thread other than the finalizing one never returns from here (see
+/// [`gil::park_if_exiting`]).
+pub fn settle() {
+    gil::park_if_exiting();
+    let o = &*ORDERED;
+    if o.pending.load(Ordering::Acquire) == 0 || IS_DRAINER.with(Cell::get) || gil::exiting() {
+        return;
+    }
+    let mut q = o.queue.lock();
+    let target = q.next;
+    while q.done_below() < target && !gil::exiting() {
+        o.settled.wait_for(&mut q, Duration::from_millis(50));
+    }
+}
+
+// ---------------------------------------------------------------- the blocking pool
+
+struct Pool {
+    /// The fork generation the counters below describe (a forked child has no pool threads).
+    generation: AtomicU64,
+    queue: Mutex<VecDeque<Job>>,
+    ready: Condvar,
+    threads: AtomicUsize,
+    idle: AtomicUsize,
+}
+
+static POOL: LazyLock<Pool> = LazyLock::new(|| Pool {
+    generation: AtomicU64::new(crate::core::runtime::fork_generation()),
+    queue: Mutex::new(VecDeque::new()),
+    ready: Condvar::new(),
+    threads: AtomicUsize::new(0),
+    idle: AtomicUsize::new(0),
+});
+
+/// Threads beyond which top-level jobs queue (as tokio's blocking pool does).
+const MAX_THREADS: usize = 512;
+/// An idle pool thread exits after this long.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// Run `f` with the GIL on a pool thread; the result arrives on the returned channel (closed
+/// without a value if the job was dropped at interpreter exit or panicked).
+pub fn spawn_blocking<T: Send + 'static>(
+    f: impl for<'py> FnOnce(Python<'py>) -> T + Send + 'static,
+) -> oneshot::Receiver<T> {
+    let (tx, rx) = oneshot::channel();
+    let job: Job = Box::new(move |py| {
+        let _ = tx.send(f(py));
+    });
+    let p = &*POOL;
+    let nested = in_job();
+    {
+        let mut q = p.queue.lock();
+        let generation = crate::core::runtime::fork_generation();
+        if p.generation.swap(generation, Ordering::AcqRel) != generation {
+            // A forked child: the parent's threads and queued jobs do not exist here.
+            std::mem::forget(std::mem::take(&mut *q));
+            p.threads.store(0, Ordering::Release);
+            p.idle.store(0, Ordering::Release);
+        }
+        q.push_back(job);
+        // A nested job (from inside a pool job) always gets a thread: its parent waits for it.
+        let need = p.idle.load(Ordering::Acquire) < q.len();
+        let threads = p.threads.load(Ordering::Acquire);
+        if need && (nested || threads < MAX_THREADS) {
+            p.threads.fetch_add(1, Ordering::AcqRel);
+            let spawned = std::thread::Builder::new()
+                .name("agent-runtime-py".into())
+                .spawn(move || pool_loop(p));
+            if let Err(e) = spawned {
+                p.threads.fetch_sub(1, Ordering::AcqRel);
+                log::error!("cannot start a Python pool thread: {e}");
+            }
+        }
+    }
+    p.ready.notify_one();
+    rx
+}
+
+fn pool_loop(p: &'static Pool) {
+    loop {
+        let job = {
+            let mut q = p.queue.lock();
+            loop {
+                if let Some(j) = q.pop_front() {
+                    break Some(j);
+                }
+                p.idle.fetch_add(1, Ordering::AcqRel);
+                let timed_out = p.ready.wait_for(&mut q, KEEP_ALIVE).timed_out();
+                p.idle.fetch_sub(1, Ordering::AcqRel);
+                if timed_out && q.is_empty() {
+                    break None;
+                }
+            }
+        };
+        let Some(job) = job else {
+            p.threads.fetch_sub(1, Ordering::AcqRel);
+            return;
+        };
+        IN_JOB.with(|c| c.set(true));
+        attach_unless_exiting(|py| run_job(py, job));
+        IN_JOB.with(|c| c.set(false));
+    }
+}
+
+// ---------------------------------------------------------------- interpreter exit
+
+/// Threads currently running Python callbacks (tool functions, listeners, progress callbacks,
+/// jobs), so the exit hook can ask them to leave before the interpreter finalizes: a thread
+/// re-taking the GIL during finalization is killed by CPython with a forced unwind, which
+/// aborts the process when it meets a Rust frame.
+struct BusyThread {
+    /// Python's id of the thread (`threading.get_ident()`).
+    ident: std::os::raw::c_long,
+    depth: AtomicUsize,
+}
+
+static BUSY_THREADS: Mutex<Vec<std::sync::Arc<BusyThread>>> = Mutex::new(Vec::new());
+
+/// Threads between deciding to attach and being attached (see [`attach_unless_exiting`]).
+static ATTACHING: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static BUSY: std::sync::Arc<BusyThread> = {
+        // SAFETY: `pthread_self` has no preconditions; it is the id CPython uses for threads.
+        let ident = unsafe { libc::pthread_self() } as std::os::raw::c_long;
+        let t = std::sync::Arc::new(BusyThread { ident, depth: AtomicUsize::new(0) });
+        BUSY_THREADS.lock().push(t.clone());
+        t
+    };
+}
+
+/// Marks this thread as running a Python callback while alive.
+pub struct Busy(Option<std::sync::Arc<BusyThread>>);
+
+impl Busy {
+    pub fn enter() -> Self {
+        Busy(
+            BUSY.try_with(|t| {
+                t.depth.fetch_add(1, Ordering::AcqRel);
+                t.clone()
+            })
+            .ok(),
+        )
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.depth.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Whether this thread is inside a Python callback run by the runtime (a tool function, a
+/// listener, a job) right now.
+pub fn in_callback() -> bool {
+    in_job()
+        || BUSY
+            .try_with(|t| t.depth.load(Ordering::Acquire) > 0)
+            .unwrap_or(false)
+}
+
+/// `with_gil(f)` unless the interpreter is exiting (then `None`). Counted in [`ATTACHING`]
+/// until attached, so the exit hook can wait for threads that decided to attach just before.
+fn attach_unless_exiting<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+    ATTACHING.fetch_add(1, Ordering::AcqRel);
+    if gil::exiting() {
+        ATTACHING.fetch_sub(1, Ordering::AcqRel);
+        return None;
+    }
+    Some(gil::with_gil(|py| {
+        ATTACHING.fetch_sub(1, Ordering::AcqRel);
+        let _busy = Busy::enter();
+        f(py)
+    }))
+}
+
+/// The exit hook, after [`gil::set_exiting`]: raise `SystemExit` in every other thread that is
+/// inside a Python callback and wait, GIL released, up to `grace` for them to leave it (and for
+/// threads about to attach to get through). `threading` ignores `SystemExit` in a thread, so a
+/// daemon thread simply ends. Returns how many threads were still busy.
+pub fn evict_for_exit(py: Python<'_>, grace: Duration) -> usize {
+    // SAFETY: as above.
+    let me = unsafe { libc::pthread_self() } as std::os::raw::c_long;
+    let busy = || -> Vec<std::sync::Arc<BusyThread>> {
+        let mut v = BUSY_THREADS.lock();
+        v.retain(|t| std::sync::Arc::strong_count(t) > 1); // ended threads dropped theirs
+        v.iter()
+            .filter(|t| t.ident != me && t.depth.load(Ordering::Acquire) > 0)
+            .cloned()
+            .collect()
+    };
+    for t in busy() {
+        // SAFETY: attached (we hold `py`); the exception type is a valid object, and an id
+        // that is no longer a thread is simply not found.
+        unsafe {
+            pyo3::ffi::PyThreadState_SetAsyncExc(t.ident, pyo3::ffi::PyExc_SystemExit);
+        }
+    }
+    let deadline = std::time::Instant::now() + grace;
+    py.detach(|| loop {
+        let left = busy().len() + ATTACHING.load(Ordering::Acquire);
+        if left == 0 || std::time::Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    });
+    busy().len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::runtime;
+
+    #[test]
+    fn tokio_threads_are_recognised_and_callers_in_block_on_are_not() {
+        assert!(may_attach());
+        let on_worker = runtime::block_on(runtime::handle().spawn(async { may_attach() }));
+        assert_eq!(on_worker.ok(), Some(false));
+        let on_blocking = runtime::block_on(runtime::handle().spawn_blocking(may_attach));
+        assert_eq!(on_blocking.ok(), Some(false));
+        // A caller waiting in `block_on` (a Python thread with the GIL released) may attach.
+        let in_block_on = runtime::block_on(async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            may_attach()
+        });
+        assert!(in_block_on);
+    }
+}
