@@ -14,7 +14,7 @@ fn init() {
     INIT.call_once(|| {
         Python::initialize();
         Python::attach(|py| -> PyResult<()> {
-            agent_runtime::python::install_embedded(py)?;
+            agent_runtime::install_embedded(py)?;
             let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
             let path = py.import("sys")?.getattr("path")?;
             path.call_method1(

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_runtime::core::{CallContext, Error, FnTool, Registry, ToolSpec};
 use agent_runtime::mcp::{McpOptions, McpServer};
+use agent_runtime::{CallContext, Error, FnTool, Registry, ToolSpec};
 use parking_lot::Mutex;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, ClientRequest, ProgressNotificationParam, ServerResult,

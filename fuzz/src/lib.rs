@@ -14,8 +14,8 @@ use std::io::{self, Read};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use agent_runtime::core::registry::{parse_args_json, run_tool};
-use agent_runtime::core::{CallContext, Error, FnTool, Registry, ToolSpec};
+use agent_runtime::{parse_args_json, run_tool};
+use agent_runtime::{CallContext, Error, FnTool, Registry, ToolSpec};
 use agent_runtime::grpc::pb::python_service_server::PythonService;
 use agent_runtime::grpc::pb::{
     RunFunctionRequest, RunFunctionResponse, RunScriptRequest, RunScriptResponse, RunToolRequest,

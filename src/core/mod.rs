@@ -20,9 +20,7 @@ pub use host_ops::HostOps;
 pub use payload::{ForeignValue, Payload};
 pub use registry::{Registered, Registry};
 pub use tasks::{live_tasks, TaskHandle, TaskStatus};
-pub use tool::{
-    next_call_id, BoxFuture, CallContext, FnTool, Progress, ProgressSink, Tool, ToolSpec,
-};
+pub use tool::{BoxFuture, CallContext, FnTool, Progress, ProgressSink, Tool, ToolSpec};
 
 #[cfg(test)]
 mod tests;

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use serde_json::Value;
 
 use std::sync::Arc;
 
@@ -310,9 +309,4 @@ pub fn install_embedded(py: Python<'_>) -> PyResult<()> {
     let modules = py.import("sys")?.getattr("modules")?;
     modules.set_item("agent_runtime._native", m)?;
     Ok(())
-}
-
-/// Convenience for Rust callers holding JSON: call and convert the result to JSON.
-pub async fn call_json(registry: &Registry, name: &str, args: Value) -> crate::core::Result<Value> {
-    registry.call_json(name, args).await
 }

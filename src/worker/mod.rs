@@ -16,8 +16,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 pub use config::{PoolConfig, PoolStats, Target, WorkerStats};
-pub use pool::{global, shutdown_global, Pool};
-pub use process::rss_kb;
+pub use pool::{global, Pool};
 pub use protocol::RemoteException;
 
 use crate::core::{BoxFuture, CallContext, Payload, Result, Tool, ToolSpec};
