@@ -115,8 +115,15 @@ fn subscribe(kinds: Vec<String>, listener: Py<PyAny>) -> PyResult<u64> {
 
 /// Remove an event listener; True if it was subscribed.
 #[pyfunction]
-fn unsubscribe(id: u64) -> bool {
-    events::unsubscribe(id)
+fn unsubscribe(id: &Bound<'_, PyAny>) -> PyResult<bool> {
+    // Extracted here so the error names the parameter on every Python version (pyo3 attaches
+    // the argument name as a note, which older interpreters do not show).
+    let id: u64 = id.extract().map_err(|e| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "unsubscribe(id): id must be an id returned by subscribe() (a non-negative int): {e}"
+        ))
+    })?;
+    Ok(events::unsubscribe(id))
 }
 
 fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {

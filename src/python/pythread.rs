@@ -22,11 +22,56 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
 use pyo3::prelude::*;
 use tokio::sync::oneshot;
 
 use super::gil;
+
+// std's futex-based lock and condition variable here, not parking_lot's: parking_lot keeps
+// parked threads in a process-wide table whose entries live on those threads' stacks. After
+// fork() the parent's idle pool threads do not exist, glibc hands their stacks to new threads,
+// and the child's next parking_lot operation on that table walked overwritten entries
+// (seen: "misaligned pointer dereference" in parking_lot_core, then an abort).
+struct Mutex<T>(std::sync::Mutex<T>);
+
+impl<T> Mutex<T> {
+    const fn new(v: T) -> Self {
+        Mutex(std::sync::Mutex::new(v))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, T> {
+        // A panic while holding it cannot leave the queue half-updated in a way that matters.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
+
+struct Condvar(std::sync::Condvar);
+
+impl Condvar {
+    const fn new() -> Self {
+        Condvar(std::sync::Condvar::new())
+    }
+
+    fn notify_one(&self) {
+        self.0.notify_one();
+    }
+
+    fn notify_all(&self) {
+        self.0.notify_all();
+    }
+
+    fn wait<'a, T>(&self, g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        self.0.wait(g).unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wait at most `d`; also says whether the time ran out.
+    fn wait_for<'a, T>(&self, g: MutexGuard<'a, T>, d: Duration) -> (MutexGuard<'a, T>, bool) {
+        let (g, r) = self.0.wait_timeout(g, d).unwrap_or_else(|e| e.into_inner());
+        (g, r.timed_out())
+    }
+}
 
 /// A unit of Python work.
 pub type Job = Box<dyn for<'py> FnOnce(Python<'py>) + Send>;
@@ -189,7 +234,7 @@ fn ordered_loop(o: &'static Ordered) {
                 if retire() {
                     return;
                 }
-                o.ready.wait(&mut q);
+                q = o.ready.wait(q);
             }
             let n = q.jobs.len().min(BATCH);
             let first = q.jobs.front().map_or(0, |(seq, _)| *seq);
@@ -253,7 +298,7 @@ pub fn settle() {
     let mut q = o.queue.lock();
     let target = q.next;
     while q.done_below() < target && !gil::exiting() {
-        o.settled.wait_for(&mut q, Duration::from_millis(50));
+        q = o.settled.wait_for(q, Duration::from_millis(50)).0;
     }
 }
 
@@ -329,7 +374,8 @@ fn pool_loop(p: &'static Pool) {
                     break Some(j);
                 }
                 p.idle.fetch_add(1, Ordering::AcqRel);
-                let timed_out = p.ready.wait_for(&mut q, KEEP_ALIVE).timed_out();
+                let (g, timed_out) = p.ready.wait_for(q, KEEP_ALIVE);
+                q = g;
                 p.idle.fetch_sub(1, Ordering::AcqRel);
                 if timed_out && q.is_empty() {
                     break None;
