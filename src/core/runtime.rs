@@ -237,6 +237,11 @@ pub fn shutdown(timeout: Duration) {
     }
 }
 
+/// A [`shutdown`] kills every shell session of the process: tests that call it run while no
+/// test uses sessions (those take it for reading).
+#[cfg(test)]
+pub(crate) static TEST_SHUTDOWN_LOCK: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +253,7 @@ mod tests {
             7
         });
         assert_eq!(v, 7);
+        let _sessions = TEST_SHUTDOWN_LOCK.blocking_write();
         shutdown(Duration::from_secs(1));
         let v = block_on(async { tokio::spawn(async { 8 }).await.unwrap() });
         assert_eq!(v, 8);
@@ -284,6 +290,7 @@ mod tests {
 
     #[test]
     fn shutdown_never_pulls_the_runtime_from_under_a_waiting_caller_or_a_task() {
+        let _sessions = TEST_SHUTDOWN_LOCK.blocking_write();
         // A caller waiting on a timer while another thread shuts down: its future keeps a
         // working runtime (tokio would panic "context is being shutdown" otherwise).
         let waiter = std::thread::spawn(|| {

@@ -6,10 +6,9 @@ use rustix::process::Signal;
 
 use super::io_err;
 use super::options::{Interrupt, RunOutput, Status};
-use super::proc::{await_sigint_taken, signal_group_tree, switches};
-use super::pty::{assert_isig, assert_modes};
-use super::session::{ShellSession, State, MARK};
-use super::text::find;
+use super::proc::{await_group_took_sigint, await_sigint_taken, signal_group_tree, switches};
+use super::pty::{assert_modes, flush_input};
+use super::session::{ShellSession, State};
 use crate::core::{Error, Result};
 
 impl ShellSession {
@@ -26,6 +25,19 @@ impl ShellSession {
         match rustix::termios::tcgetpgrp(self.master.get_ref()) {
             Ok(pg) => pg.as_raw_nonzero().get() == self.pid,
             Err(_) => true,
+        }
+    }
+
+    /// The terminal's foreground process group.
+    fn foreground(&self) -> Option<i32> {
+        rustix::termios::tcgetpgrp(self.master.get_ref())
+            .ok()
+            .map(|pg| pg.as_raw_nonzero().get())
+    }
+
+    fn sigint_group(pg: i32) {
+        if let Some(pg) = rustix::process::Pid::from_raw(pg) {
+            let _ = rustix::process::kill_process_group(pg, Signal::INT);
         }
     }
 
@@ -74,23 +86,33 @@ impl ShellSession {
         how: &Interrupt,
     ) -> Result<RunOutput> {
         let old = st.pending;
-        // Ctrl-C (with signal characters on, whatever `stty` did), retried; a job still holding
-        // the terminal afterwards gets SIGTERM, then SIGKILL.
+        // Ctrl-C, retried; a job still holding the terminal afterwards gets SIGTERM, then
+        // SIGKILL. The Ctrl-C is done as the line discipline does it (flush the unread input,
+        // SIGINT to the foreground group) but with `kill`, whatever `stty` did: a Ctrl-C byte
+        // is turned into a signal later, by a kernel worker, so nothing could tell whether it
+        // had been yet — and a busy machine can delay it past any fixed wait.
         let steps: Vec<Option<Signal>> = std::iter::repeat_n(None, how.retries.max(1))
             .chain([Some(Signal::TERM), Some(Signal::KILL)])
             .collect();
         for step in steps {
             let before = switches(self.pid).await;
             match step {
-                None if assert_isig(self.master.get_ref()).is_err() => {}
-                None => self
-                    .write_all(b"\x03")
-                    .await
-                    .map_err(|e| io_err("cannot write to the shell", e))?,
+                None => {
+                    let _ = flush_input(self.master.get_ref());
+                    match self.foreground() {
+                        Some(pg) if pg == self.pid => {
+                            Self::sigint_group(pg);
+                            await_sigint_taken(self.pid, before, how.timeout, how.resync_timeout)
+                                .await;
+                        }
+                        Some(pg) => {
+                            Self::sigint_group(pg);
+                            await_group_took_sigint(pg, how.resync_timeout.max(how.timeout)).await;
+                        }
+                        None => {}
+                    }
+                }
                 Some(sig) => self.signal_foreground(sig).await,
-            }
-            if step.is_none() && self.foreground_is_shell() {
-                await_sigint_taken(self.pid, before, how.timeout).await;
             }
             let old_marker = old.map(|s| self.marker(s));
             let alive = self
@@ -110,7 +132,7 @@ impl ShellSession {
                 })
                 .await;
             if !alive {
-                return Ok(self.exited_output(st).await);
+                return self.exited_output(st).await;
             }
             if self.foreground_is_shell() {
                 break;
@@ -140,7 +162,7 @@ impl ShellSession {
                 })
                 .await;
             if !alive {
-                return Ok(self.exited_output(st).await);
+                return self.exited_output(st).await;
             }
             let hit = sent.iter().find_map(|m| {
                 st.scan = 0;
@@ -173,22 +195,17 @@ impl ShellSession {
         // The interrupted command's own marker (if its line went on after Ctrl-C) is not output.
         if let Some(old) = old {
             let m = self.marker(old);
-            if let Some(i) = find(&st.buf[..start], &m) {
-                let digits = i + m.len();
-                if let Some(j) = memchr::memchr(MARK, &st.buf[digits..start]) {
-                    let k = digits + j;
-                    let text = std::str::from_utf8(&st.buf[digits..k]).unwrap_or_default();
-                    if let Ok(c) = text.trim_end_matches('S').parse() {
-                        code = c;
-                    }
-                    let n = k + 1 - i;
-                    st.buf.drain(i..=k);
-                    (start, end) = (start - n, end - n);
-                    if let Some(c) = st.cut.as_mut().filter(|c| c.at > i) {
-                        c.at = c.at.saturating_sub(n).max(i);
-                    }
+            st.scan = 0;
+            if let Some((i, k, c, _)) = Self::find_marker(st, &m).filter(|h| h.1 <= start) {
+                code = c;
+                let n = k - i;
+                st.buf.drain(i..k);
+                (start, end) = (start - n, end - n);
+                if let Some(c) = st.cut.as_mut().filter(|c| c.at > i) {
+                    c.at = c.at.saturating_sub(n).max(i);
                 }
             }
+            st.scan = 0;
         }
         Ok(RunOutput {
             output: Self::take(st, start, end),

@@ -252,11 +252,23 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     }
 }
 
-/// Whether `pid` is asleep with no SIGINT pending and has slept since `switches` was read
-/// (voluntary context switches), i.e. it woke for the signal and went back to reading.
-fn idle_after_sigint(pid: i32, switches: u64) -> bool {
+/// SIGINT pending (not yet acted on) in /proc/PID/status text.
+fn sigint_pending(status: &str) -> bool {
+    let pending = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .is_some_and(|m| m & 0x2 != 0)
+    };
+    pending("SigPnd:") || pending("ShdPnd:")
+}
+
+/// After SIGINT was sent to `pid`: (it has not acted on it yet, it took it and sleeps again —
+/// it has slept since `switches` was read (voluntary context switches) and is asleep).
+fn sigint_state(pid: i32, switches: u64) -> (bool, bool) {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return false;
+        return (false, false);
     };
     let field = |name: &str| {
         status
@@ -266,12 +278,15 @@ fn idle_after_sigint(pid: i32, switches: u64) -> bool {
             .unwrap_or_default()
             .to_string()
     };
-    let pending = |name: &str| u64::from_str_radix(&field(name), 16).unwrap_or(0) & 0x2 != 0;
+    let pending = sigint_pending(&status);
     let slept = field("voluntary_ctxt_switches:")
         .parse::<u64>()
         .unwrap_or(0)
         > switches;
-    slept && field("State:").starts_with('S') && !pending("SigPnd:") && !pending("ShdPnd:")
+    (
+        pending,
+        slept && field("State:").starts_with('S') && !pending,
+    )
 }
 
 /// Voluntary context switches of `pid` so far (0 if unknown).
@@ -289,15 +304,43 @@ pub(super) async fn switches(pid: i32) -> u64 {
     .await
 }
 
-/// After a Ctrl-C to a shell that holds the terminal itself (a builtin like `read` runs): wait
-/// (at most `limit`) until it has taken the SIGINT and sleeps again, reading its next line.
-/// A line written earlier would be swallowed by `read` — and kept in its buffer for the next
-/// `read` of a later command. `before`: [`switches`] read before the Ctrl-C was written (the
-/// terminal delivers it asynchronously, so "nothing pending" alone proves nothing).
-pub(super) async fn await_sigint_taken(pid: i32, before: u64, limit: Duration) {
-    let end = tokio::time::Instant::now() + limit;
+/// After SIGINT was sent (synchronously, so it is pending until taken) to a shell that holds
+/// the terminal itself (a builtin like `read` runs): wait until it has taken it and sleeps
+/// again, reading its next line. A line written earlier would be swallowed by `read` — and
+/// kept in its buffer for the next `read` of a later command — or a late SIGINT would cut
+/// the answer to it short. `before`: [`switches`] read before the signal. Waits at most
+/// `limit` once the signal was taken, and at most `cap` while it is still pending (a loaded
+/// machine may not run the shell for a while).
+pub(super) async fn await_sigint_taken(pid: i32, before: u64, limit: Duration, cap: Duration) {
+    let start = tokio::time::Instant::now();
+    loop {
+        let (pending, idle) = blocking(move || sigint_state(pid, before)).await;
+        let waited = start.elapsed();
+        if idle || waited >= cap.max(limit) || (!pending && waited >= limit) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// After SIGINT was sent to process group `pgid`: wait (at most `cap`) until none of its live
+/// members still has it pending, i.e. each had the chance to act on it. Escalating while it is
+/// pending (a busy machine has not run them yet) would kill with SIGTERM a job that was dying
+/// from the SIGINT anyway, and report 143 instead of 130.
+pub(super) async fn await_group_took_sigint(pgid: i32, cap: Duration) {
+    let end = tokio::time::Instant::now() + cap;
     while tokio::time::Instant::now() < end {
-        if blocking(move || idle_after_sigint(pid, before)).await {
+        let pending = blocking(move || {
+            snapshot()
+                .into_iter()
+                .filter(|p| p.pgrp == pgid && !p.zombie)
+                .any(|p| {
+                    std::fs::read_to_string(format!("/proc/{}/status", p.pid))
+                        .is_ok_and(|s| sigint_pending(&s))
+                })
+        })
+        .await;
+        if !pending {
             return;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;

@@ -59,13 +59,17 @@ pub(super) fn assert_modes(master: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Signal characters on, so that a Ctrl-C written to the master interrupts the foreground job
-/// even after `stty -isig` (the job's other modes stay as it set them).
-pub(super) fn assert_isig(master: &OwnedFd) -> io::Result<()> {
-    let mut tio = rustix::termios::tcgetattr(master)?;
-    if !tio.local_modes.contains(LocalModes::ISIG) {
-        tio.local_modes.insert(LocalModes::ISIG);
-        rustix::termios::tcsetattr(master, OptionalActions::Now, &tio)?;
-    }
+/// Discard the terminal's unread input, as the line discipline does when it turns a typed
+/// Ctrl-C into SIGINT (lines sent to a program that never read them must not reach the shell
+/// as commands afterwards). Termios flushes on a pty master act on the master's own queue, so
+/// the slave is opened for the moment (without becoming our controlling terminal).
+pub(super) fn flush_input(master: &OwnedFd) -> io::Result<()> {
+    let name = rustix::pty::ptsname(master, Vec::new())?;
+    let slave = rustix::fs::open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        rustix::fs::Mode::empty(),
+    )?;
+    rustix::termios::tcflush(&slave, rustix::termios::QueueSelector::IFlush)?;
     Ok(())
 }

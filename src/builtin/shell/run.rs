@@ -85,7 +85,7 @@ impl ShellSession {
         if let Some(seq) = st.pending {
             // A command left running (timed out or matched an expect string): did it finish?
             if !self.drain_now(&mut st) {
-                return Ok(self.exited_output(&mut st).await);
+                return self.exited_output(&mut st).await;
             }
             let marker = self.marker(seq);
             if let Some((start, end, _, _)) = Self::find_marker(&mut st, &marker) {
@@ -256,7 +256,7 @@ impl ShellSession {
                 }
                 alive = self.fill(&mut st) => {
                     if !alive {
-                        return Ok(self.exited_output(&mut st).await);
+                        return self.exited_output(&mut st).await;
                     }
                     last_output = Instant::now();
                     next_probe = last_output + PROBE_AFTER;

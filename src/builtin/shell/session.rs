@@ -402,23 +402,37 @@ impl ShellSession {
 
     /// Find `marker` + exit code (+ `S` when the in-shell syntax check failed) + MARK in
     /// `st.buf` starting at `st.scan`; returns (start, end, exit_code, syntax_failed).
+    /// A marker cut short (its printf interrupted by a late SIGINT: the shell prints the rest
+    /// of its buffer with the next line's marker) is skipped, never read as an exit code.
     pub(super) fn find_marker(st: &mut State, marker: &[u8]) -> Option<(usize, usize, i32, bool)> {
-        let from = st.scan.min(st.buf.len());
-        let Some(i) = find(&st.buf[from..], marker).map(|i| i + from) else {
-            st.scan = st.buf.len().saturating_sub(marker.len());
-            return None;
-        };
-        let digits_at = i + marker.len();
-        let Some(j) = memchr::memchr(MARK, &st.buf[digits_at..]).map(|j| j + digits_at) else {
-            st.scan = i; // the rest of the marker has not arrived yet
-            return None;
-        };
-        let text = std::str::from_utf8(&st.buf[digits_at..j]).unwrap_or_default();
-        let (text, syntax) = match text.strip_suffix('S') {
-            Some(t) => (t, true),
-            None => (text, false),
-        };
-        Some((i, j + 1, text.parse::<i32>().unwrap_or(-1), syntax))
+        let mut from = st.scan.min(st.buf.len());
+        loop {
+            let Some(i) = find(&st.buf[from..], marker).map(|i| i + from) else {
+                st.scan = st.buf.len().saturating_sub(marker.len());
+                return None;
+            };
+            let digits_at = i + marker.len();
+            let Some(j) = memchr::memchr(MARK, &st.buf[digits_at..]).map(|j| j + digits_at) else {
+                st.scan = i; // the rest of the marker has not arrived yet
+                return None;
+            };
+            // The MARK found opens another marker: this one was cut short.
+            if st.buf[j..].starts_with(&st.marker_prefix) {
+                from = j;
+                continue;
+            }
+            let text = std::str::from_utf8(&st.buf[digits_at..j]).unwrap_or_default();
+            let (text, syntax) = match text.strip_suffix('S') {
+                Some(t) => (t, true),
+                None => (text, false),
+            };
+            match text.parse::<i32>() {
+                Ok(code) if text.bytes().all(|b| b.is_ascii_digit()) => {
+                    return Some((i, j + 1, code, syntax))
+                }
+                _ => from = j,
+            }
+        }
     }
 
     /// Remove complete markers of earlier lines (an interrupt's extra resync lines answer
@@ -521,35 +535,43 @@ impl ShellSession {
         }
     }
 
-    pub(super) async fn exited_output(&self, st: &mut State) -> RunOutput {
+    /// The shell exited (the pty reached EOF): its output and exit code. A shell killed by a
+    /// runtime shutdown (which reaped it) is reported as that, not as an exit of its own.
+    pub(super) async fn exited_output(&self, st: &mut State) -> Result<RunOutput> {
         self.dead.store(true, Ordering::Release);
         let code = self.reap().await;
-        st.exit = Some(code);
         st.pending = None;
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(Error::tool(
+                "shell.session",
+                "the shell session was closed by a runtime shutdown; create a new session",
+            ));
+        }
+        match code {
+            Some(c) => st.exit = Some(c),
+            None => st.broken = Some("the shell exited (its exit status is unknown)".into()),
+        }
         let len = st.buf.len();
-        RunOutput {
+        Ok(RunOutput {
             output: Self::take(st, len, len),
-            exit_code: Some(code),
+            exit_code: code,
             status: Status::Exited,
             expect_string: String::new(),
             interrupted: false,
-        }
+        })
     }
 
-    /// The shell's exit code once it has exited (it closed the pty: give it a moment).
-    async fn reap(&self) -> i32 {
+    /// The shell's exit code once it has exited (it closed the pty: give it a moment); `None`
+    /// if it cannot be known (reaped elsewhere, or not gone yet).
+    async fn reap(&self) -> Option<i32> {
         let mut guard = self.child.lock().await;
-        let Some(child) = guard.as_mut() else {
-            return -1;
-        };
-        match tokio::time::timeout(Duration::from_secs(1), child.wait()).await {
+        let child = guard.as_mut()?;
+        match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
             Ok(Ok(st)) => {
                 use std::os::unix::process::ExitStatusExt;
-                st.code()
-                    .or_else(|| st.signal().map(|s| 128 + s))
-                    .unwrap_or(-1)
+                st.code().or_else(|| st.signal().map(|s| 128 + s))
             }
-            _ => -1,
+            _ => None,
         }
     }
 

@@ -25,6 +25,7 @@ fn cmd(timeout: f64) -> RunOptions {
 
 #[tokio::test]
 async fn output_exit_codes_and_state() {
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
     let s = start().await;
     let r = s.run("echo hi", &cmd(10.0)).await.unwrap();
     assert_eq!((r.output.as_str(), r.exit_code), ("hi\n", Some(0)));
@@ -50,6 +51,7 @@ async fn output_exit_codes_and_state() {
 
 #[tokio::test]
 async fn syntax_error_runs_nothing() {
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
     let s = start().await;
     let r = s
         .run("touch /tmp/never; if then fi", &cmd(10.0))
@@ -74,6 +76,7 @@ async fn syntax_error_runs_nothing() {
 
 #[tokio::test]
 async fn timeout_interrupt_then_next_command() {
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
     let s = start().await;
     let r = s.run("echo start; sleep 30", &cmd(2.0)).await.unwrap();
     assert_eq!(r.status, Status::Timeout { no_output: false });
@@ -106,6 +109,7 @@ async fn timeout_interrupt_then_next_command() {
 
 #[tokio::test]
 async fn huge_output_and_expect() {
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
     let s = start().await;
     let r = s.run("seq 1 200000", &cmd(60.0)).await.unwrap();
     assert_eq!(r.output.lines().count(), 200000);
@@ -133,6 +137,7 @@ async fn huge_output_and_expect() {
 
 #[tokio::test]
 async fn exit_and_close_leave_nothing() {
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
     let s = start().await;
     let pid = s.pid();
     s.run("sleep 300 & sleep 301 | cat &", &cmd(10.0))
@@ -162,6 +167,7 @@ async fn exit_and_close_leave_nothing() {
 
 #[tokio::test]
 async fn sessions_in_parallel_are_isolated() {
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
     let reg = Registry::new();
     register(&reg).unwrap();
     let mut hs = Vec::new();
@@ -223,6 +229,7 @@ async fn sessions_in_parallel_are_isolated() {
 
 #[tokio::test]
 async fn execute_one_shot() {
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
     let r = execute(&ExecOptions {
         argv: vec![
             "sh".into(),
@@ -274,6 +281,7 @@ async fn execute_one_shot() {
 /// for most of the closing period.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_many_sessions_does_not_block_the_runtime() {
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
     use crate::core::{FnTool, ToolSpec};
     let reg = Registry::new();
     reg.replace(Arc::new(FnTool::new(ToolSpec::new("noop"), |_, _| async {
@@ -336,6 +344,7 @@ async fn closing_many_sessions_does_not_block_the_runtime() {
 
 #[tokio::test]
 async fn the_wrapper_never_shows_and_survives_what_commands_do() {
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
     let s = start().await;
     let out = |r: RunOutput| (r.output.replace('\r', ""), r.exit_code);
     for c in ["stty sane", "stty echo -icanon", "trap 'echo DBG' DEBUG"] {
@@ -375,6 +384,7 @@ async fn the_wrapper_never_shows_and_survives_what_commands_do() {
 
 #[tokio::test]
 async fn session_output_is_capped_with_a_notice() {
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
     let s = start().await;
     let opts = RunOptions {
         max_output: 4096,
@@ -392,6 +402,7 @@ async fn session_output_is_capped_with_a_notice() {
 
 #[tokio::test]
 async fn execute_is_subprocess_like_and_kills_everything_on_timeout() {
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
     let run = |argv: &[&str], shell: bool, timeout: Option<Duration>| {
         let opts = ExecOptions {
             argv: argv.iter().map(|s| s.to_string()).collect(),
@@ -457,6 +468,7 @@ async fn execute_is_subprocess_like_and_kills_everything_on_timeout() {
 
 #[tokio::test]
 async fn tool_seconds_are_checked_not_panicked() {
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
     let reg = Registry::new();
     register(&reg).unwrap();
     let r = reg
@@ -474,4 +486,56 @@ async fn tool_seconds_are_checked_not_panicked() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("max_output"), "{e}");
+}
+
+/// An interrupt at any moment of a command's start (before, while and after bash forks the
+/// job and hands it the terminal) ends it as SIGINT does: 130, never an escalation's 143.
+#[tokio::test]
+async fn interrupt_at_any_moment_reports_sigint() {
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
+    let s = start().await;
+    for k in 0..24u32 {
+        let t = f64::from(k % 12) * 0.005;
+        let r = s
+            .run("echo start; sleep 30", &cmd(t.max(0.001)))
+            .await
+            .unwrap();
+        assert!(matches!(r.status, Status::Timeout { .. }), "{k}: {r:?}");
+        let i = s.interrupt(&Interrupt::default()).await.unwrap();
+        assert_eq!(
+            (&i.status, i.exit_code),
+            (&Status::Completed, Some(130)),
+            "{k}: {i:?}"
+        );
+        let r = s.run("echo next", &cmd(10.0)).await.unwrap();
+        assert_eq!((r.output.as_str(), r.exit_code), ("next\n", Some(0)), "{k}");
+    }
+    s.close().await;
+}
+
+/// A marker whose printf a late SIGINT cut short is followed by the next line's marker: it is
+/// skipped (never read as an exit code such as -1 or a digit of `130`).
+#[tokio::test]
+async fn cut_short_markers_are_skipped() {
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
+    let s = start().await;
+    let mut st = s.state.lock().await;
+    let m = |n: u64| String::from_utf8(s.marker(n)).unwrap();
+    for (raw, want5, want6) in [
+        (format!("{}13{}130\x1e", m(5), m(6)), None, Some(130)),
+        (format!("{}{}0\x1e", m(5), m(6)), None, Some(0)),
+        (format!("{}x1\x1e{}2\x1e", m(5), m(6)), None, Some(2)),
+        (format!("out{}7\x1e{}0\x1e", m(5), m(6)), Some(7), Some(0)),
+    ] {
+        st.buf = raw.clone().into_bytes();
+        for (n, want) in [(5, want5), (6, want6)] {
+            st.scan = 0;
+            let got = ShellSession::find_marker(&mut st, &s.marker(n)).map(|h| h.2);
+            assert_eq!(got, want, "marker {n} in {raw:?}");
+        }
+    }
+    st.buf.clear();
+    st.scan = 0;
+    drop(st);
+    s.close().await;
 }
