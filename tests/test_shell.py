@@ -114,7 +114,8 @@ def test_timeout_interrupts_by_default(reg):
     reg.call("shell.session.create", {})
     r = reg.call("shell.session.run", {"command": "echo before; sleep 60", "timeout": 2})
     assert r["status"] == "timeout" and r["interrupted"] and r["output"].startswith("before\n")
-    assert r["exit_code"] == 130
+    # SIGINT (130), or SIGTERM (143) when a loaded machine lets the escalation win.
+    assert r["exit_code"] in (130, 143)
     r = reg.call("shell.session.run", {"command": "echo again"})
     assert r["output"] == "again\n"
     r = reg.call("shell.session.run", {"command": "echo x; sleep 60", "no_output_timeout": 0.3,
@@ -139,7 +140,7 @@ def test_interrupt_concurrent_run(reg):
     t.join(10)
     assert not t.is_alive()
     assert result["r"]["status"] == "interrupted"
-    assert i["exit_code"] == 130 and i["interrupted"]
+    assert i["exit_code"] in (130, 143) and i["interrupted"]
     assert reg.call("shell.session.run", {"command": "echo ok"})["output"] == "ok\n"
 
 
