@@ -32,7 +32,25 @@ def main() -> None:
     except KeyboardInterrupt:
         # Ctrl-C: `serve` has already drained and stopped; other commands end here.
         code = 130
+    if "serve" in argv:
+        _leave_server(code)
     raise SystemExit(code)
+
+
+def _leave_server(code: int) -> None:
+    """Exit a server that has drained: run the atexit hooks (ours stops the runtime and its
+    threads), flush, and leave without interpreter finalization, where a thread still on its
+    way out of Rust code can be force-unwound by CPython and abort the process."""
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":
