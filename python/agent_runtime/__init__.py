@@ -43,6 +43,7 @@ from ._native import (
     tasks,
     unsubscribe,
 )
+from .content import Audio, EmbeddedResource, Image, Message
 from .schema import derive_tool_schema, make_coercer
 
 __version__: str = _native.__version__
@@ -50,10 +51,14 @@ __version__: str = _native.__version__
 __all__ = [
     "MAX_DEPTH",
     "AgentRuntimeError",
+    "Audio",
     "Cancelled",
     "Context",
     "ConversionError",
+    "EmbeddedResource",
+    "Image",
     "InvalidArguments",
+    "Message",
     "NotAllowed",
     "RegistrationError",
     "Registry",
