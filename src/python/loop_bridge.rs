@@ -32,7 +32,7 @@ _lock = threading.Lock()
 _state = None
 
 
-def get_loop(on_exit):
+def get_loop(on_start, on_exit):
     global _state
     with _lock:
         s = _state
@@ -43,6 +43,7 @@ def get_loop(on_exit):
 
         def run():
             asyncio.set_event_loop(loop)
+            on_start(loop)
             loop.call_soon(started.set)
             try:
                 while True:
@@ -111,12 +112,19 @@ pub fn runtime_loop(py: Python<'_>) -> PyResult<Py<PyAny>> {
             return Ok(l.clone_ref(py));
         }
     }
+    // On the loop thread before it runs: the waker through which tokio threads queue
+    // coroutine starts for it.
+    let on_start = PyCFunction::new_closure(py, None, None, |args, _| -> PyResult<()> {
+        super::loop_waker::runtime_loop_started(args.py(), &args.get_item(0)?);
+        Ok(())
+    })?;
     // Clears the cache should the loop thread ever end, so the next call starts a new one.
     let on_exit = PyCFunction::new_closure(py, None, None, |_, _| {
         LOOP_CACHE.lock().take();
+        super::loop_waker::runtime_loop_ended();
     })?;
     let l = loop_module(py)?
-        .call_method1("get_loop", (on_exit,))?
+        .call_method1("get_loop", (on_start, on_exit))?
         .unbind();
     *LOOP_CACHE.lock() = Some((pid, l.clone_ref(py)));
     Ok(l)
@@ -323,10 +331,12 @@ pub type Prepared = (Py<PyAny>, Option<Py<PyAny>>, MakeCoro);
 
 /// Run a coroutine as a task on an asyncio loop and await its result from Rust. `prepare`
 /// picks the loop and makes the factory; it runs right away on this thread when it may take
-/// the GIL, else on the Python job thread (never on a tokio worker). Dropping the future
-/// cancels the task.
+/// the GIL, else (never on a tokio worker) on the thread of the loop `direct` wakes, which
+/// then starts the task without another hop, or else on the Python job thread. Dropping the
+/// future cancels the task.
 pub fn await_coroutine(
     tool: String,
+    direct: Option<Arc<super::loop_waker::LoopWaker>>,
     prepare: impl for<'py> FnOnce(Python<'py>) -> Result<Prepared> + Send + 'static,
 ) -> impl Future<Output = Result<Payload>> + Send + 'static {
     let (tx, rx) = oneshot::channel();
@@ -336,7 +346,7 @@ pub fn await_coroutine(
         shared: shared.clone(),
         scheduled: false,
     };
-    pythread::run_or_submit(move |py| {
+    super::loop_waker::run_for_loop(direct.as_ref(), move |py| {
         pending.scheduled = true; // answered below either way
         let sh = pending.shared.clone();
         let fail = |e: Error| {
@@ -354,7 +364,13 @@ pub fn await_coroutine(
             shared: sh.clone(),
             loop_: lp.clone_ref(py),
         };
-        if let Err(e) = lp.bind(py).call_method1("call_soon_threadsafe", (starter,)) {
+        let lp = lp.bind(py);
+        if super::loop_waker::draining(lp) {
+            // Already on the loop's thread, inside one of its callbacks.
+            if let Err(e) = starter.__call__(py) {
+                e.write_unraisable(py, None);
+            }
+        } else if let Err(e) = lp.call_method1("call_soon_threadsafe", (starter,)) {
             fail(from_pyerr(py, e)); // a closed loop
         }
     });
@@ -527,23 +543,21 @@ where
     }
     let afut = loop_.bind(py).call_method0("create_future")?;
     let target = afut.clone().unbind();
+    // Called on the loop's thread (the running loop): the waker may be registered here.
+    let waker = super::loop_waker::for_loop(py, loop_.bind(py));
     let finish: Finish = Box::new(move |r: Result<Payload>| {
-        // Resolved from the Python job thread: a tokio worker never waits for the GIL.
-        pythread::submit(Box::new(move |py| {
+        // Usually on a tokio worker, which never takes the GIL: resolved on the loop's own
+        // thread (or the Python job thread).
+        super::loop_waker::run_for_loop(waker.as_ref(), move |py| {
             let (ok, value) = match r.map_err(|e| to_pyerr(py, e)).and_then(|p| convert(py, p)) {
                 Ok(v) => (true, v),
                 Err(e) => (false, e.into_value(py).into_any()),
             };
-            let res = resolver(py).and_then(|f| {
-                loop_
-                    .bind(py)
-                    .call_method1("call_soon_threadsafe", (f, target, ok, value))
-            });
-            if let Err(e) = res {
+            if let Err(e) = super::loop_waker::resolve_on(py, loop_.bind(py), target, ok, value) {
                 // Only when the loop is closed: nobody is waiting any more.
                 tracing_unraisable(py, e);
             }
-        }));
+        });
     });
     let mut guard = FinishOnDrop(Some(finish));
     let handle = runtime::cached_handle().spawn(async move {

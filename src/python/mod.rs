@@ -9,6 +9,7 @@ pub mod gil;
 pub mod host;
 pub mod isolation;
 pub mod loop_bridge;
+pub mod loop_waker;
 pub mod pythread;
 pub mod pytool;
 pub mod registry;

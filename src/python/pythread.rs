@@ -18,7 +18,7 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -273,7 +273,8 @@ fn retire() -> bool {
     false
 }
 
-fn run_job(py: Python<'_>, job: Job) {
+/// Run one job, logging (not propagating) a panic.
+pub(crate) fn run_job(py: Python<'_>, job: Job) {
     if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(py))) {
         let msg = p
             .downcast_ref::<&str>()
@@ -282,6 +283,12 @@ fn run_job(py: Python<'_>, job: Job) {
             .unwrap_or_default();
         log::error!("a Python job panicked: {msg}");
     }
+}
+
+/// Whether the ordered thread has nothing queued or running: work for a loop may then go to
+/// it directly (see [`super::loop_waker`]) without overtaking anything submitted before.
+pub fn ordered_idle() -> bool {
+    ORDERED.pending.load(Ordering::Acquire) == 0
 }
 
 /// Wait (GIL released by the caller) until every job submitted before this call has run:
@@ -310,7 +317,15 @@ struct Pool {
     queue: Mutex<VecDeque<Job>>,
     ready: Condvar,
     threads: AtomicUsize,
+    /// Threads looking for a job (spinning or parked).
     idle: AtomicUsize,
+    /// Jobs in `queue`, readable without the lock by a spinning thread.
+    queued: AtomicUsize,
+    /// Threads waiting on `ready`, changed under the queue lock: a submitter signals the
+    /// condition variable (a system call) only when someone waits on it.
+    parked: AtomicUsize,
+    /// A thread is spinning for the next job (at most one at a time).
+    spinning: AtomicBool,
 }
 
 static POOL: LazyLock<Pool> = LazyLock::new(|| Pool {
@@ -319,12 +334,45 @@ static POOL: LazyLock<Pool> = LazyLock::new(|| Pool {
     ready: Condvar::new(),
     threads: AtomicUsize::new(0),
     idle: AtomicUsize::new(0),
+    queued: AtomicUsize::new(0),
+    parked: AtomicUsize::new(0),
+    spinning: AtomicBool::new(false),
 });
 
 /// Threads beyond which top-level jobs queue (as tokio's blocking pool does).
 const MAX_THREADS: usize = 512;
 /// An idle pool thread exits after this long.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// How long a pool thread that just finished a job keeps looking for the next one before it
+/// parks, and how long a tokio thread waiting for a sync tool's result polls before it parks.
+/// Waking a parked thread costs a futex round trip and a scheduler hand-over (tens of µs on a
+/// busy machine) where the work itself often takes a few µs. Bounded, and the pool has at
+/// most one spinner; after the first microseconds the spin yields the CPU between checks.
+pub const SPIN: Duration = Duration::from_micros(50);
+/// Pure spinning (no `yield`) for this long, then yielding checks until [`SPIN`].
+const SPIN_HOT: Duration = Duration::from_micros(2);
+
+/// Poll `ready` until it gives a value or [`SPIN`] has passed: a busy wait for hand-offs
+/// that usually complete within microseconds. Never holds the GIL.
+pub fn spin_for<T>(mut ready: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = ready() {
+            return Some(v);
+        }
+        let waited = start.elapsed();
+        if waited >= SPIN {
+            return None;
+        }
+        if waited < SPIN_HOT {
+            for _ in 0..16 {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
 
 /// Run `f` with the GIL on a pool thread; the result arrives on the returned channel (closed
 /// without a value if the job was dropped at interpreter exit or panicked).
@@ -337,7 +385,7 @@ pub fn spawn_blocking<T: Send + 'static>(
     });
     let p = &*POOL;
     let nested = in_job();
-    {
+    let notify = {
         let mut q = p.queue.lock();
         let generation = crate::core::runtime::fork_generation();
         if p.generation.swap(generation, Ordering::AcqRel) != generation {
@@ -345,8 +393,12 @@ pub fn spawn_blocking<T: Send + 'static>(
             std::mem::forget(std::mem::take(&mut *q));
             p.threads.store(0, Ordering::Release);
             p.idle.store(0, Ordering::Release);
+            p.queued.store(0, Ordering::Release);
+            p.parked.store(0, Ordering::Release);
+            p.spinning.store(false, Ordering::Release);
         }
         q.push_back(job);
+        p.queued.fetch_add(1, Ordering::AcqRel);
         // A nested job (from inside a pool job) always gets a thread: its parent waits for it.
         let need = p.idle.load(Ordering::Acquire) < q.len();
         let threads = p.threads.load(Ordering::Acquire);
@@ -360,29 +412,62 @@ pub fn spawn_blocking<T: Send + 'static>(
                 log::error!("cannot start a Python pool thread: {e}");
             }
         }
+        p.parked.load(Ordering::Acquire) > 0
+    };
+    if notify {
+        p.ready.notify_one();
     }
-    p.ready.notify_one();
     rx
+}
+
+fn pop(p: &Pool, q: &mut VecDeque<Job>) -> Option<Job> {
+    let j = q.pop_front()?;
+    p.queued.fetch_sub(1, Ordering::AcqRel);
+    Some(j)
+}
+
+/// The next job for a pool thread, or `None` once it has been idle for [`KEEP_ALIVE`].
+fn next_job(p: &'static Pool) -> Option<Job> {
+    p.idle.fetch_add(1, Ordering::AcqRel);
+    struct Idle(&'static Pool);
+    impl Drop for Idle {
+        fn drop(&mut self) {
+            self.0.idle.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    let _idle = Idle(p);
+    // One thread at a time spins (no lock taken until a job shows up), so a caller handing
+    // over jobs back to back finds it awake.
+    if !p.spinning.swap(true, Ordering::AcqRel) {
+        let got = spin_for(|| {
+            if p.queued.load(Ordering::Acquire) == 0 {
+                return None;
+            }
+            pop(p, &mut p.queue.lock())
+        });
+        p.spinning.store(false, Ordering::Release);
+        if got.is_some() {
+            return got;
+        }
+    }
+    let mut q = p.queue.lock();
+    loop {
+        if let Some(j) = pop(p, &mut q) {
+            return Some(j);
+        }
+        p.parked.fetch_add(1, Ordering::AcqRel);
+        let (g, timed_out) = p.ready.wait_for(q, KEEP_ALIVE);
+        q = g;
+        p.parked.fetch_sub(1, Ordering::AcqRel);
+        if timed_out && q.is_empty() {
+            return None;
+        }
+    }
 }
 
 fn pool_loop(p: &'static Pool) {
     loop {
-        let job = {
-            let mut q = p.queue.lock();
-            loop {
-                if let Some(j) = q.pop_front() {
-                    break Some(j);
-                }
-                p.idle.fetch_add(1, Ordering::AcqRel);
-                let (g, timed_out) = p.ready.wait_for(q, KEEP_ALIVE);
-                q = g;
-                p.idle.fetch_sub(1, Ordering::AcqRel);
-                if timed_out && q.is_empty() {
-                    break None;
-                }
-            }
-        };
-        let Some(job) = job else {
+        let Some(job) = next_job(p) else {
             p.threads.fetch_sub(1, Ordering::AcqRel);
             return;
         };

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use tokio::sync::oneshot;
 
 use super::context::PyContext;
 use super::convert::{json_to_py, PyValue};
@@ -155,6 +156,15 @@ impl PyTool {
     }
 }
 
+/// The error for a sync call whose pool job ended without an answer.
+fn lost(tool: String) -> Error {
+    if gil::exiting() {
+        Error::Cancelled { tool }
+    } else {
+        Error::tool(tool, "the Python callback thread panicked")
+    }
+}
+
 impl Tool for PyTool {
     fn spec(&self) -> &ToolSpec {
         &self.0.spec
@@ -167,19 +177,19 @@ impl Tool for PyTool {
             // On a Python pool thread: a sync callback may block. Should the call time out or
             // be cancelled, the callback runs on in its thread and its result is dropped.
             let rx = pythread::spawn_blocking(move |py| this.run_sync(py, &args, &ctx));
-            return Box::pin(async move {
-                rx.await.unwrap_or_else(|_| {
-                    if gil::exiting() {
-                        Err(Error::Cancelled { tool: name })
-                    } else {
-                        Err(Error::tool(name, "the Python callback thread panicked"))
-                    }
-                })
-            });
+            return Box::pin(async move { rx.await.unwrap_or_else(|_| Err(lost(name))) });
         }
         // Find the target loop and schedule the coroutine's start on it (on this thread when
         // it may take the GIL, else from the Python job thread).
-        Box::pin(await_coroutine(name, move |py| {
+        // A call without a caller's loop runs on the runtime loop: a tokio thread queues the
+        // start straight to that loop's thread.
+        let direct = ctx
+            .foreign::<PyCallCtx>()
+            .and_then(|p| p.loop_.as_ref())
+            .is_none()
+            .then(super::loop_waker::runtime)
+            .flatten();
+        Box::pin(await_coroutine(name, direct, move |py| {
             let pctx = ctx.foreign::<PyCallCtx>();
             let lp = match pctx.and_then(|p| p.loop_.as_ref()) {
                 Some(l) => l.clone_ref(py),
@@ -201,10 +211,25 @@ impl Tool for PyTool {
     }
 
     fn call_blocking(&self, args: Payload, ctx: CallContext) -> Result<Payload> {
-        if self.0.is_async || !pythread::may_attach() {
+        if self.0.is_async {
             return runtime::block_on(self.call(args, ctx));
         }
-        gil::with_gil(|py| self.run_sync(py, &args, &ctx))
+        if pythread::may_attach() {
+            return gil::with_gil(|py| self.run_sync(py, &args, &ctx));
+        }
+        // A tokio thread, blocked anyway: poll briefly for the pool thread's answer before
+        // parking (a short tool answers within microseconds, a wake-up costs tens).
+        let name = self.0.spec.name.clone();
+        let this = self.clone();
+        let mut rx = pythread::spawn_blocking(move |py| this.run_sync(py, &args, &ctx));
+        let r = match pythread::spin_for(|| match rx.try_recv() {
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            r => Some(r.ok()),
+        }) {
+            Some(r) => r,
+            None => runtime::block_on(rx).ok(),
+        };
+        r.unwrap_or_else(|| Err(lost(name)))
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -6,8 +6,8 @@ use pyo3::types::PyDict;
 
 use super::convert::payload_to_py;
 use super::errors::IntoPyResult;
-use super::loop_bridge::{resolver, OnCancel, Ready};
-use super::pythread::run_or_submit;
+use super::loop_bridge::{OnCancel, Ready};
+use super::loop_waker;
 use crate::core::{runtime, Payload, TaskHandle};
 
 /// A tool call running in the background (from `spawn`). Await it, wait with `result()`,
@@ -127,21 +127,21 @@ impl PyTask {
         // Resolve an asyncio future straight from the thread that finishes the task.
         let afut = lp.call_method0("create_future")?;
         let target = afut.clone().unbind();
+        // On the loop's thread (the running loop): the waker may be registered here.
+        let waker = loop_waker::for_loop(py, &lp);
         let lp = lp.unbind();
         let done = h.clone();
         h.on_done(move |r| {
-            // Usually on a tokio worker: resolved from the Python job thread instead.
+            // Usually on a tokio worker, which never takes the GIL: resolved on the loop's own
+            // thread (or the Python job thread).
             let r = r.clone();
-            run_or_submit(move |py| {
+            loop_waker::run_for_loop(waker.as_ref(), move |py| {
                 let (ok, value) = match r.py(py).and_then(|p| result_to_py(py, &done, p)) {
                     Ok(v) => (true, v),
                     Err(e) => (false, e.into_value(py).into_any()),
                 };
                 // Fails only when the loop is closed: then nobody is waiting.
-                let _ = resolver(py).and_then(|f| {
-                    lp.bind(py)
-                        .call_method1("call_soon_threadsafe", (f, target, ok, value))
-                });
+                let _ = loop_waker::resolve_on(py, lp.bind(py), target, ok, value);
             })
         });
         // Cancelling the awaiting future cancels the task (asyncio semantics).

@@ -208,7 +208,7 @@ where
         let lp = loop_bridge::runtime_loop(py).map_err(pyerr)?;
         let what = format!("{module}.{function}");
         let make: loop_bridge::MakeCoro = Box::new(move |_| Ok(coro));
-        let fut = loop_bridge::await_coroutine(what, move |_| Ok((lp, None, make)));
+        let fut = loop_bridge::await_coroutine(what, None, move |_| Ok((lp, None, make)));
         Ok(Called::Awaiting(Box::pin(fut)))
     })
     .await?;
