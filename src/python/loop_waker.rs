@@ -161,7 +161,9 @@ pub fn for_loop(py: Python<'_>, lp: &Bound<'_, PyAny>) -> Option<Arc<LoopWaker>>
         .ok()?
         .bind(py);
     let unsupported = UNSUPPORTED
-        .get_or_try_init(py, || Ok::<_, PyErr>(pyo3::types::PySet::empty(py)?.into_any().unbind()))
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(pyo3::types::PySet::empty(py)?.into_any().unbind())
+        })
         .ok()?
         .bind(py);
     if let Ok(Some(e)) = table
@@ -226,7 +228,10 @@ pub fn runtime() -> Option<Arc<LoopWaker>> {
 /// GIL; else straight on the loop's thread, provided nothing is waiting on the ordered job
 /// thread (whatever was submitted there before, e.g. a call's events, must run first); else
 /// on the job thread. Jobs check [`draining`] to tell where they run.
-pub fn run_for_loop(waker: Option<&Arc<LoopWaker>>, job: impl for<'py> FnOnce(Python<'py>) + Send + 'static) {
+pub fn run_for_loop(
+    waker: Option<&Arc<LoopWaker>>,
+    job: impl for<'py> FnOnce(Python<'py>) + Send + 'static,
+) {
     if pythread::may_attach() {
         return pythread::run_or_submit(job);
     }
