@@ -7,10 +7,13 @@
 //! * [`submit`]: short jobs (event listeners, progress callbacks, starting a coroutine on its
 //!   loop, resolving an awaitable, cancelling a Python task, converting a result) run in order
 //!   on one thread, which drains its queue in batches under a single attach. When a job there
-//!   blocks on a call ([`blocking`]), another thread drains the queue until it returns.
+//!   blocks on a call ([`blocking`]), another thread drains the queue until it returns. Work
+//!   for an asyncio loop skips this thread when nothing is queued on it: see
+//!   [`super::loop_waker`].
 //! * [`spawn_blocking`]: jobs that may block (sync Python tools) on a growable pool. A job
 //!   submitted from inside a pool job (a tool calling a tool) never waits for a free thread, so
-//!   nesting cannot deadlock the pool.
+//!   nesting cannot deadlock the pool. A thread that finished a job spins briefly ([`SPIN`])
+//!   before parking, so back-to-back hand-offs need no wake-up.
 //!
 //! Both kinds of threads keep their Python thread state between jobs (granian's
 //! `BlockingRunner` pattern, see [`super::gil`]). Once the interpreter is exiting they stop
