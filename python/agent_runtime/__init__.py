@@ -24,6 +24,7 @@ from ._native import (
     ConversionError,
     InvalidArguments,
     NotAllowed,
+    NotSupported,
     RegistrationError,
     Task,
     ToolError,
@@ -43,6 +44,7 @@ from ._native import (
     tasks,
     unsubscribe,
 )
+from ._peer import SamplingResult
 from .content import Audio, EmbeddedResource, Image, Message
 from .schema import derive_tool_schema, make_coercer
 
@@ -60,8 +62,10 @@ __all__ = [
     "InvalidArguments",
     "Message",
     "NotAllowed",
+    "NotSupported",
     "RegistrationError",
     "Registry",
+    "SamplingResult",
     "Task",
     "ToolError",
     "ToolNotFound",
@@ -316,7 +320,9 @@ class Registry(_native.Registry):
                     sig.context_param,
                 )
             if iso:
-                self._register_isolated(f, tool_name, desc, input_schema, output_schema, timeout, is_async, ctx_param, replace)
+                self._register_isolated(
+                    f, tool_name, desc, input_schema, output_schema, timeout, is_async, ctx_param, replace, schema is not None
+                )
                 return f
             existing = self.function(tool_name)
             same = existing is not None and _origin(existing) == _origin(f)
@@ -331,6 +337,7 @@ class Registry(_native.Registry):
                 coercer=make_coercer(f, context_param=ctx_param),
                 context_param=ctx_param,
                 replace=replace or same,
+                schema_as_given=schema is not None,
             )
             return f
 
@@ -349,6 +356,7 @@ class Registry(_native.Registry):
         is_async: bool,
         ctx_param: str | None,
         replace: bool,
+        schema_as_given: bool = False,
     ) -> None:
         module, qualname = _origin(f)
         if isinstance(f, functools.partial) or not (inspect.isfunction(f) or inspect.isclass(f)):
@@ -374,6 +382,7 @@ class Registry(_native.Registry):
             is_async=is_async,
             context_param=ctx_param,
             replace=replace or same,
+            schema_as_given=schema_as_given,
         )
 
     def tools(self) -> list[dict[str, Any]]:

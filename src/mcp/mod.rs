@@ -16,9 +16,11 @@
 //! Host/Origin rules), `schema` (tool schemas as MCP clients want them).
 
 mod access;
+mod content;
 mod handler;
 mod http;
 mod jsonrpc;
+mod peer;
 mod schema;
 mod stdio;
 

@@ -9,6 +9,7 @@ pub mod gil;
 pub mod host;
 pub mod isolation;
 pub mod loop_bridge;
+mod peer_requests;
 pub mod pythread;
 pub mod pytool;
 pub mod registry;
@@ -287,6 +288,7 @@ pub fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Cancelled", c.cancelled.bind(py))?;
     m.add("RegistrationError", c.registration.bind(py))?;
     m.add("NotAllowed", c.not_allowed.bind(py))?;
+    m.add("NotSupported", c.not_supported.bind(py))?;
     m.add("WorkerCrashed", c.worker_crashed.bind(py))?;
     m.add_function(wrap_pyfunction!(isolation::_configure_isolation, m)?)?;
     m.add_function(wrap_pyfunction!(isolation::_isolation_configured, m)?)?;

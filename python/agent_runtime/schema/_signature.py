@@ -152,6 +152,17 @@ def _is_context_annotation(annotation: Any, context_types: Tuple[type, ...]) -> 
     return False
 
 
+def _mentions_content(tp: Any, depth: int = 0) -> bool:
+    """Whether a return annotation involves rich content (``Image``, ``Audio``,
+    ``EmbeddedResource``, or anything whose class sets ``__agent_runtime_content__``): such a
+    result is content blocks, not structured data, so the tool gets no output schema."""
+    if depth > 16:
+        return False
+    if isinstance(tp, type) and getattr(tp, "__agent_runtime_content__", False):
+        return True
+    return any(_mentions_content(a, depth + 1) for a in getattr(tp, "__args__", None) or () if a is not Ellipsis)
+
+
 def derive_tool_schema(
     fn: Callable[..., Any],
     *,
@@ -276,15 +287,16 @@ def derive_tool_schema(
                 f"return value of tool {tool!r}: "
                 f"cannot resolve annotation {resolved.text!r} ({resolved.error})"
             )
-        out_builder = _SchemaBuilder(inline_refs, "serialization", info.globalns, info.localns)
-        try:
-            output_schema = dict(out_builder.schema(resolved))
-        except _SchemaError as exc:
-            raise TypeError(f"return value of tool {tool!r}: {exc}") from None
-        if doc.returns:
-            output_schema["description"] = doc.returns
-        if out_builder.defs:
-            output_schema["$defs"] = out_builder.defs
+        if not _mentions_content(resolved):
+            out_builder = _SchemaBuilder(inline_refs, "serialization", info.globalns, info.localns)
+            try:
+                output_schema = dict(out_builder.schema(resolved))
+            except _SchemaError as exc:
+                raise TypeError(f"return value of tool {tool!r}: {exc}") from None
+            if doc.returns:
+                output_schema["description"] = doc.returns
+            if out_builder.defs:
+                output_schema["$defs"] = out_builder.defs
 
     return ToolSignature(
         description=doc.description if description is None else description,
