@@ -108,6 +108,46 @@ mod tests {
         assert!(LogLevel::Debug < LogLevel::Info && LogLevel::Alert < LogLevel::Emergency);
     }
 
+    struct Recorder(std::sync::Mutex<Vec<(LogLevel, Value)>>);
+
+    impl CallPeer for Recorder {
+        fn log(&self, level: LogLevel, _logger: Option<&str>, data: Value) {
+            self.0.lock().unwrap().push((level, data));
+        }
+
+        fn request(
+            &self,
+            kind: PeerRequest,
+            _p: Value,
+            _c: CancelToken,
+        ) -> BoxFuture<Result<Value>> {
+            Box::pin(async move { Err(not_supported(kind, "in this test")) })
+        }
+    }
+
+    #[test]
+    fn nested_calls_keep_the_peer() {
+        let rec = std::sync::Arc::new(Recorder(Default::default()));
+        let ctx = super::super::CallContext::new().with_peer(Some(rec.clone()));
+        let child = ctx.child();
+        child
+            .peer
+            .as_ref()
+            .unwrap()
+            .log(LogLevel::Notice, None, Value::from("x"));
+        assert_eq!(
+            rec.0.lock().unwrap().as_slice(),
+            &[(LogLevel::Notice, Value::from("x"))]
+        );
+        let r = crate::core::runtime::block_on(child.peer.as_ref().unwrap().request(
+            PeerRequest::Elicit,
+            Value::Null,
+            child.cancel.clone(),
+        ));
+        assert!(matches!(r, Err(Error::NotSupported(m)) if m.contains("elicitation/create")));
+        assert!(super::super::CallContext::new().peer.is_none());
+    }
+
     #[test]
     fn not_supported_names_the_method() {
         let e = not_supported(PeerRequest::Sample, "is not available to this caller");

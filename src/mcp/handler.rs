@@ -93,6 +93,7 @@ impl McpServer {
         let _guard = CancelOnDrop(ctx.cancel.clone());
         let cancel = ctx.cancel.clone();
         let wrapped = schema::wraps_result(entry.spec().output_schema.as_ref());
+        let declares = entry.spec().output_schema.is_some();
         let call = entry.call(Payload::Json(args), ctx);
         tokio::pin!(call);
         let mut stopping = false;
@@ -115,19 +116,17 @@ impl McpServer {
         };
         peer.flush().await;
         Ok(match out {
-            Ok(v) => self.success(&req.name, v, wrapped),
+            Ok(v) => self.success(&req.name, v, wrapped, declares),
             Err(e) => content::error_result(&e),
         })
     }
 
-    fn success(&self, tool: &str, v: Value, wrapped: bool) -> CallToolResult {
+    /// `declares`: the tool has an output schema.
+    fn success(&self, tool: &str, v: Value, wrapped: bool, declares: bool) -> CallToolResult {
         let cap = self.opts.max_result_bytes;
         // Images, audio, embedded resources: content blocks, no structured copy (FastMCP's
         // shape), unless the tool declares an output schema a client will hold it to.
-        if let Some(blocks) = (!self.declares_output(tool))
-            .then(|| content::rich_blocks(&v))
-            .flatten()
-        {
+        if let Some(blocks) = (!declares).then(|| content::rich_blocks(&v)).flatten() {
             let size = content::wire_size(&blocks);
             if size > cap {
                 return content::error_text(format!(
@@ -152,7 +151,7 @@ impl McpServer {
             let body = format!("{}{marker}", &text[..cut]);
             // The structured copy would not fit either, and a partial one would not match the
             // output schema: a tool that declares one gets an error result instead.
-            return if wrapped || self.declares_output(tool) {
+            return if wrapped || declares {
                 CallToolResult::error(vec![ContentBlock::text(body)])
             } else {
                 CallToolResult::success(vec![ContentBlock::text(body)])
@@ -169,13 +168,6 @@ impl McpServer {
         let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
         r.structured_content = Some(structured);
         r
-    }
-
-    fn declares_output(&self, tool: &str) -> bool {
-        self.registry
-            .get(tool)
-            .map(|e| e.spec().output_schema.is_some())
-            .unwrap_or(false)
     }
 
     /// Send `tools/list_changed` to `peer` on every registry change until the session ends.
