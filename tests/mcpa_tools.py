@@ -85,7 +85,9 @@ async def sample(prompt: str, ctx: Context) -> Dict[str, Any]:
 @agent_runtime.tool(name="peer.sample_sync")
 def sample_sync(prompt: str, ctx: Context) -> Dict[str, Any]:
     """`sample` from a sync tool."""
-    r = ctx.sample_sync([Message(prompt), Message("earlier answer", role="assistant"), "go on"], max_tokens=20)
+    r = ctx.sample_sync(
+        [Message(prompt), Message("earlier answer", role="assistant"), "go on"], max_tokens=20
+    )
     return {"text": r.text, "model": r.model, "stop_reason": r.stop_reason}
 
 

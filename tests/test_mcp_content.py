@@ -20,6 +20,7 @@ mcp = pytest.importorskip("mcp", reason="MCP tests need the `mcp` package (pip i
 import agent_runtime
 import mcpa_tools
 from agent_runtime import Audio, EmbeddedResource, Image
+
 from mcp import Client, StdioServerParameters
 
 ARGS = ["--import", "mcpa_tools"]
@@ -38,7 +39,16 @@ def http_server():
 
 
 def stdio_cmd():
-    return [sys.executable, "-m", "agent_runtime", *ARGS, "serve", "--mcp-stdio", "--mcp-max-result-bytes", "4000"]
+    return [
+        sys.executable,
+        "-m",
+        "agent_runtime",
+        *ARGS,
+        "serve",
+        "--mcp-stdio",
+        "--mcp-max-result-bytes",
+        "4000",
+    ]
 
 
 def client_for(kind, http_server) -> Client:
@@ -71,7 +81,10 @@ def test_rich_content_blocks(kind, http_server):
             assert not r.is_error and r.structured_content is None
             assert [b.type for b in r.content] == ["text", "image", "audio", "resource", "resource"]
             assert r.content[0].text == "look"
-            assert base64.b64decode(r.content[2].data) == mcpa_tools.WAV and r.content[2].mime_type == "audio/wav"
+            assert (
+                base64.b64decode(r.content[2].data) == mcpa_tools.WAV
+                and r.content[2].mime_type == "audio/wav"
+            )
             text_res, blob_res = r.content[3].resource, r.content[4].resource
             assert str(text_res.uri) == "file:///notes.txt" and text_res.text == "some notes"
             assert text_res.mime_type == "text/plain"
@@ -108,6 +121,7 @@ def test_json_callers_get_the_content_block_form():
     """The CLI (a JSON caller, like gRPC) prints the documented JSON form."""
     out = subprocess.run(
         [sys.executable, "-m", "agent_runtime", *ARGS, "call", "rich.mixed", '{"caption": "c"}'],
+        check=False,
         capture_output=True,
         text=True,
         env=server_env(),
@@ -117,7 +131,11 @@ def test_json_callers_get_the_content_block_form():
     assert out.returncode == 0, out.stderr
     value = json.loads(out.stdout)
     assert value[0] == "c"
-    assert value[1] == {"type": "image", "data": base64.b64encode(mcpa_tools.PNG).decode(), "mimeType": "image/png"}
+    assert value[1] == {
+        "type": "image",
+        "data": base64.b64encode(mcpa_tools.PNG).decode(),
+        "mimeType": "image/png",
+    }
     assert value[3] == {
         "type": "resource",
         "resource": {"uri": "file:///notes.txt", "mimeType": "text/plain", "text": "some notes"},
@@ -188,7 +206,9 @@ def test_inspector_cli_sees_a_tool_error(kind, http_server):
 
     def call(tool, *args):
         cmd = [inspector(), "--cli", *target, "--method", "tools/call", "--tool-name", tool, *args]
-        return subprocess.run(cmd, capture_output=True, text=True, env=inspector_env(), cwd=HERE, timeout=120)
+        return subprocess.run(
+            cmd, check=False, capture_output=True, text=True, env=inspector_env(), cwd=HERE, timeout=120
+        )
 
     out = call("rich.fail_typed", "--tool-arg", "message=boom")
     assert out.returncode == 5, (out.returncode, out.stdout, out.stderr)

@@ -17,6 +17,7 @@ mcp = pytest.importorskip("mcp", reason="MCP tests need the `mcp` package (pip i
 
 import agent_runtime
 import mcpa_tools  # noqa: F401  (the tools, in this process too)
+
 from mcp import Client, StdioServerParameters, types
 
 # Logging and sampling are deprecated as of protocol 2026-07-28 (SEP-2577), still current for
@@ -143,7 +144,11 @@ def test_sampling(kind, http_server):
         async with legacy_client(kind, http_server, sampling_callback=on_sample) as c:
             r = await c.call_tool("peer.sample", {"prompt": "hello"})
             assert not r.is_error, text_of(r)
-            assert r.structured_content == {"text": "echo: hello", "model": "test-model", "stop_reason": "endTurn"}
+            assert r.structured_content == {
+                "text": "echo: hello",
+                "model": "test-model",
+                "stop_reason": "endTurn",
+            }
             p = seen[-1]
             assert p.max_tokens == 50 and p.system_prompt == "be brief" and p.temperature == 0.25
 
@@ -165,7 +170,9 @@ def test_sampling_image_round_trip(kind, http_server):
         img = params.messages[0].content
         assert isinstance(img, types.ImageContent) and img.mime_type == "image/png"
         return types.CreateMessageResult(
-            role="assistant", content=types.ImageContent(type="image", data=img.data, mime_type="image/png"), model="m"
+            role="assistant",
+            content=types.ImageContent(type="image", data=img.data, mime_type="image/png"),
+            model="m",
         )
 
     async def main():
@@ -215,7 +222,9 @@ def test_tool_timeout_cancels_pending_sampling(kind, http_server):
         except asyncio.CancelledError:
             cancelled.append(params.messages[0].content.text)
             raise
-        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="late"), model="m")
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text="late"), model="m"
+        )
 
     async def main():
         async with legacy_client(kind, http_server, sampling_callback=on_sample) as c:

@@ -63,11 +63,15 @@ def _messages(messages: Union[str, Message, Sequence[Union[str, Message]]]) -> L
         if isinstance(m, str):
             m = Message(m)
         if not isinstance(m, Message):
-            raise TypeError(f"messages[{i}] must be a str or an agent_runtime.Message, not {type(m).__name__}")
-        if isinstance(m.content, (Image, Audio)) or isinstance(m.content, str):
+            raise TypeError(
+                f"messages[{i}] must be a str or an agent_runtime.Message, not {type(m).__name__}"
+            )
+        if isinstance(m.content, (Image, Audio, str)):
             out.append(m.to_json())
         else:
-            raise TypeError(f"messages[{i}]: sampling messages carry text, Image or Audio, not {type(m.content).__name__}")
+            raise TypeError(
+                f"messages[{i}]: sampling messages carry text, Image or Audio, not {type(m.content).__name__}"
+            )
     return out
 
 
@@ -93,11 +97,13 @@ def sample_params(
 
 def sample_result(value: Any) -> SamplingResult:
     if not isinstance(value, dict):
-        raise ValueError(f"the MCP client's sampling answer is not an object: {value!r}")
+        raise TypeError(f"the MCP client's sampling answer is not an object: {value!r}")
     content = value.get("content")
     if isinstance(content, list):  # protocol 2025-11-25 allows a list of blocks
         if len(content) != 1:
-            raise ValueError(f"the MCP client's sampling answer has {len(content)} content blocks, expected 1")
+            raise ValueError(
+                f"the MCP client's sampling answer has {len(content)} content blocks, expected 1"
+            )
         content = content[0]
     return SamplingResult(
         content_from_json(content),
@@ -119,7 +125,9 @@ def _schema_of(schema: Any) -> Dict[str, Any]:
         out = dict(out)
         out.pop("title", None)
         return out
-    raise TypeError(f"schema must be a JSON Schema dict or a TypedDict/dataclass type, not {type(schema).__name__}")
+    raise TypeError(
+        f"schema must be a JSON Schema dict or a TypedDict/dataclass type, not {type(schema).__name__}"
+    )
 
 
 def elicit_params(message: Any, schema: Any) -> Dict[str, Any]:
