@@ -100,13 +100,17 @@ impl Outbound {
     }
 }
 
+/// Notifications of one call waiting for a slow client; beyond, new ones are dropped (memory
+/// stays bounded whatever a tool logs).
+const FORWARD_BACKLOG: usize = 4096;
+
 /// One `tools/call`'s view of the client.
 pub struct McpPeer {
     tool: String,
     peer: Peer<RoleServer>,
     level: SessionLogLevel,
     rt: tokio::runtime::Handle,
-    forward: OnceLock<mpsc::UnboundedSender<Forward>>,
+    forward: OnceLock<mpsc::Sender<Forward>>,
     outbound: mpsc::UnboundedSender<Outbound>,
 }
 
@@ -130,9 +134,9 @@ impl McpPeer {
     }
 
     /// The forwarder's channel, started on first use (most calls never notify anything).
-    fn forwarder(&self) -> &mpsc::UnboundedSender<Forward> {
+    fn forwarder(&self) -> &mpsc::Sender<Forward> {
         self.forward.get_or_init(|| {
-            let (tx, mut rx) = mpsc::unbounded_channel::<Forward>();
+            let (tx, mut rx) = mpsc::channel::<Forward>(FORWARD_BACKLOG);
             let peer = self.peer.clone();
             self.rt.spawn(async move {
                 // After a failed send the client is gone: drop the rest, keep answering flushes.
@@ -165,7 +169,9 @@ impl McpPeer {
 
     /// Queue a progress notification for `token`.
     pub fn progress(&self, token: ProgressToken, p: &Progress) {
-        let _ = self.forwarder().send(Forward::Progress(token, p.clone()));
+        let _ = self
+            .forwarder()
+            .try_send(Forward::Progress(token, p.clone()));
     }
 
     /// Wait (bounded) until every notification queued so far has gone out.
@@ -174,10 +180,13 @@ impl McpPeer {
             return;
         };
         let (done, sent) = oneshot::channel();
-        if tx.send(Forward::Flush(done)).is_ok() {
-            // Bounded: a stuck client must not hold the result back forever.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), sent).await;
-        }
+        // Bounded: a stuck client must not hold the result back forever.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async move {
+            if tx.send(Forward::Flush(done)).await.is_ok() {
+                let _ = sent.await;
+            }
+        })
+        .await;
     }
 
     fn capable(&self, kind: PeerRequest) -> std::result::Result<(), Error> {
@@ -214,7 +223,7 @@ impl CallPeer for McpPeer {
         }
         let mut n = LoggingMessageNotificationParam::new(to_rmcp(level), data);
         n.logger = logger.map(str::to_string);
-        let _ = self.forwarder().send(Forward::Log(n));
+        let _ = self.forwarder().try_send(Forward::Log(n));
     }
 
     fn request(
