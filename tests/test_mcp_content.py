@@ -218,3 +218,10 @@ def test_inspector_cli_sees_a_tool_error(kind, http_server):
     out = call("rich.image")
     assert out.returncode == 0, (out.returncode, out.stdout, out.stderr)
     assert '"type": "image"' in out.stdout
+
+
+def test_isolated_tool_result_is_the_json_form():
+    import mcpa_iso_tools  # noqa: F401  (registers rich.iso_image, run in a worker process)
+
+    out = agent_runtime.call("rich.iso_image", {})
+    assert out == Image(b"\x89PNG-iso", "image/png").to_json()
