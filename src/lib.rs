@@ -27,7 +27,7 @@ pub(crate) mod worker;
 
 // The public surface, in one place.
 pub use crate::core::catalog::CatalogError;
-pub use crate::core::completion::{CompletionRequest, Completions};
+pub use crate::core::completion::{self, CompletionRequest, Completions};
 pub use crate::core::duration;
 pub use crate::core::events::{self, Event, EventKind};
 pub use crate::core::prompts::{PromptArgument, PromptSpec, PromptStore};
