@@ -287,7 +287,7 @@ def test_prompt_with_arguments(arg1: str, arg2: str) -> str:
 
 
 @agent_runtime.prompt
-async def test_prompt_with_embedded_resource(resourceUri: str) -> List[Message]:  # noqa: N803 - the suite's name
+async def test_prompt_with_embedded_resource(resourceUri: str) -> List[Message]:
     """A prompt that includes an embedded resource.
 
     Args:

@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any, Callable, Mapping, TypeVar, overload
 
-from . import _native
+from . import _catalog, _native
 from ._native import (
     MAX_DEPTH,
     AgentRuntimeError,
@@ -43,7 +43,6 @@ from ._native import (
     tasks,
     unsubscribe,
 )
-from . import _catalog
 from .content import Audio, EmbeddedResource, Image, Message
 from .schema import derive_tool_schema, make_coercer
 
@@ -80,12 +79,12 @@ __all__ = [
     "isolation_stats",
     "notify_resource_updated",
     "on",
-    "register_builtin_tools",
     "prompt",
+    "register_builtin_tools",
     "register_diagnostic_tools",
+    "resource",
     "run_function",
     "run_script",
-    "resource",
     "run_tool",
     "shutdown",
     "spawn",
