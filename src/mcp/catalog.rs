@@ -32,7 +32,10 @@ const MAX_COMPLETIONS: usize = 100;
 /// Most URIs one session may subscribe to (memory stays bounded).
 const MAX_SUBSCRIPTIONS: usize = 10_000;
 
-fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, McpError> {
+/// The rmcp result type for the JSON of a complete result (`resultType` is dropped again for
+/// peers older than 2026-07-28).
+fn typed<T: serde::de::DeserializeOwned>(mut v: Value) -> Result<T, McpError> {
+    v["resultType"] = Value::String("complete".into());
     serde_json::from_value(v)
         .map_err(|e| McpError::internal_error(format!("building the result failed: {e}"), None))
 }
