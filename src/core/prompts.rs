@@ -169,7 +169,14 @@ impl PromptStore {
             )));
         }
         catalog::coerce_strings(&p.render.spec().input_schema, &mut args);
-        let out = catalog::run(&p.render, args, ctx).await?;
+        let out = catalog::run(&p.render, args, ctx)
+            .await
+            .map_err(|e| match e {
+                CatalogError::InvalidParams(m) => {
+                    CatalogError::InvalidParams(format!("prompt '{name}': {m}"))
+                }
+                other => other,
+            })?;
         let messages = match out {
             Value::String(s) => vec![user_text(s)],
             Value::Array(items) => items
@@ -338,7 +345,9 @@ mod tests {
             )
             .await)
         {
-            CatalogError::InvalidParams(m) => assert!(m.contains("n"), "{m}"),
+            CatalogError::InvalidParams(m) => {
+                assert!(m.starts_with("prompt 'p': ") && m.contains("n"), "{m}")
+            }
             other => panic!("{other:?}"),
         }
         match err(s

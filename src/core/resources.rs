@@ -202,7 +202,14 @@ impl ResourceStore {
             )));
         };
         catalog::coerce_strings(&res.reader.spec().input_schema, &mut args);
-        let out = catalog::run(&res.reader, args, ctx).await?;
+        let out = catalog::run(&res.reader, args, ctx)
+            .await
+            .map_err(|e| match e {
+                CatalogError::InvalidParams(m) => {
+                    CatalogError::InvalidParams(format!("resource '{}': {m}", bounded(uri, 200)))
+                }
+                other => other,
+            })?;
         let body = match out {
             Value::String(s) => ResourceBody::Text(s),
             Value::Object(mut o) => match (o.remove("text"), o.remove("blob")) {
@@ -283,7 +290,12 @@ mod tests {
         let (_, b) = s.read("t://item/42", CallContext::new()).await.unwrap();
         assert_eq!(b, ResourceBody::Blob("42".into()));
         match s.read("t://item/x", CallContext::new()).await {
-            Err(CatalogError::InvalidParams(m)) => assert!(m.contains("id"), "{m}"),
+            Err(CatalogError::InvalidParams(m)) => {
+                assert!(
+                    m.starts_with("resource 't://item/x': ") && m.contains("id"),
+                    "{m}"
+                )
+            }
             other => panic!("{:?}", other.map(|r| r.1)),
         }
         match s.read("t://nope", CallContext::new()).await {

@@ -80,7 +80,8 @@ fn to_mcp(what: &str, uri: Option<&str>, e: CatalogError) -> McpError {
             Some(u) => McpError::resource_not_found(m, Some(json!({"uri": bounded(u, 200)}))),
             None => McpError::invalid_params(m, None),
         },
-        CatalogError::InvalidParams(m) => McpError::invalid_params(format!("{what}: {m}"), None),
+        // Already names the resource or prompt.
+        CatalogError::InvalidParams(m) => McpError::invalid_params(m, None),
         CatalogError::Failed(e) => failed(what, &e),
     }
 }
