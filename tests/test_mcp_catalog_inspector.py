@@ -33,7 +33,7 @@ def cli(server, tmp_path, *args: str) -> "subprocess.CompletedProcess[str]":
     node_bin = os.path.join(ROOT, ".ci", ".node", "bin")
     env["PATH"] = node_bin + os.pathsep + env.get("PATH", "")
     return subprocess.run(
-        [inspector(), "--cli", server.addr, *args], capture_output=True, text=True, env=env, timeout=120
+        [inspector(), "--cli", server.addr, *args], check=False, capture_output=True, text=True, env=env, timeout=120
     )
 
 

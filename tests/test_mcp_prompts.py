@@ -8,18 +8,18 @@ import asyncio
 import base64
 import sys
 
+import agent_runtime
 import pytest
 from servers import HERE, ServerProcess, server_env
-
-import agent_runtime
 
 if sys.version_info < (3, 10):
     pytest.skip("the MCP Python SDK needs Python 3.10+", allow_module_level=True)
 mcp = pytest.importorskip("mcp", reason="MCP tests need the `mcp` package (pip install mcp)")
 
-from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp.types import PromptReference, ResourceTemplateReference
+
+from mcp import Client, StdioServerParameters
 
 ARGS = ["--import", "mcpb_catalog"]
 TRANSPORTS = ["stdio", "http", "http-legacy"]

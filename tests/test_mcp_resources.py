@@ -9,17 +9,17 @@ import base64
 import sys
 import warnings
 
+import agent_runtime
 import pytest
 from servers import HERE, ServerProcess, server_env
-
-import agent_runtime
 
 if sys.version_info < (3, 10):
     pytest.skip("the MCP Python SDK needs Python 3.10+", allow_module_level=True)
 mcp = pytest.importorskip("mcp", reason="MCP tests need the `mcp` package (pip install mcp)")
 
-from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
+
+from mcp import Client, StdioServerParameters
 
 ARGS = ["--import", "mcpb_catalog"]
 TRANSPORTS = ["stdio", "http", "http-legacy"]
@@ -140,7 +140,7 @@ def test_subscribe_updated_and_unsubscribe(kind, http_server):
     """Handshake sessions: resources/subscribe, then notify_resource_updated reaches them."""
 
     async def main():
-        updated: "asyncio.Queue[str]" = asyncio.Queue()
+        updated: asyncio.Queue[str] = asyncio.Queue()
 
         async def handler(message):
             method, uri = _method(message)
