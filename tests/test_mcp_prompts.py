@@ -241,3 +241,35 @@ def test_prompt_and_completion_registration():
         return []
 
     assert reg.completion(comp) is comp
+
+
+SYNC_MODULE = """
+import agent_runtime
+
+@agent_runtime.completion
+def complete(ref_type, ref_name, argument, value, context):
+    return [f"{ref_type}:{ref_name}:{argument}:{value}:{sorted(context.items())}"]
+
+@agent_runtime.prompt
+def who(ctx: agent_runtime.Context, name: str = "x") -> list:
+    return [agent_runtime.Message(f"{name} via {ctx.tool}")]
+"""
+
+
+def test_sync_completion_and_a_prompt_taking_a_context(tmp_path):
+    (tmp_path / "mcpb_sync_catalog.py").write_text(SYNC_MODULE)
+    s = ServerProcess(["--path", str(tmp_path), "--import", "mcpb_sync_catalog", "serve", "--mcp-http", "127.0.0.1:0"])
+    try:
+
+        async def main():
+            async with Client(s.addr) as c:
+                r = await c.complete(
+                    PromptReference(type="ref/prompt", name="who"), {"name": "name", "value": "a"}, {"k": "v"}
+                )
+                assert r.completion.values == ["prompt:who:name:a:[('k', 'v')]"]
+                (m,) = (await c.get_prompt("who", {"name": "Q"})).messages
+                assert m.content.text == "Q via prompt who"
+
+        run(main())
+    finally:
+        assert s.stop() == 0, "".join(s.lines)

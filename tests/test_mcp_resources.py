@@ -244,6 +244,12 @@ def test_registration_checks_templates_against_parameters():
         reg.resource("")(lambda: "")
     with pytest.raises(TypeError, match="needs a callable"):
         reg.resource("x://c")(42)
+    with pytest.raises(TypeError, match="not a bare @resource"):
+
+        @reg.resource  # type: ignore[arg-type]
+        def forgot() -> str:
+            return ""
+
     assert reg.resources() == [] and reg.resource_templates() == []
 
     # Defaulted parameters need no placeholder; a Context parameter is not one.

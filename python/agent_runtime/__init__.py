@@ -415,6 +415,10 @@ class Registry(_native.Registry):
         :func:`notify_resource_updated`. The function is returned unchanged.
         """
 
+        if not isinstance(uri, str):
+            hint = " (use @resource(\"scheme://...\"), not a bare @resource)" if callable(uri) else ""
+            raise TypeError(f"resource URI must be a str, got {type(uri).__name__}{hint}")
+
         def register(f: F) -> F:
             self._register_catalog(
                 "resource",
