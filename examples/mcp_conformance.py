@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import agent_runtime
 from agent_runtime import Audio, Context, EmbeddedResource, Image, Message
@@ -56,7 +56,7 @@ def test_embedded_resource() -> EmbeddedResource:
 
 
 @agent_runtime.tool
-def test_multiple_content_types() -> List[Any]:
+def test_multiple_content_types() -> List[Union[str, Image, EmbeddedResource]]:
     """Tests response with multiple content types (text, image, resource)."""
     return [
         "Multiple content types test:",
