@@ -293,3 +293,47 @@ def test_duplicates_replace_and_removal():
     with pytest.raises(TypeError):
         reg.notify_resource_updated(3)  # type: ignore[arg-type]
     reg.notify_resource_updated("x://r")  # nobody listens: a no-op
+
+
+@pytest.mark.parametrize("kind", ["stdio", "http"])
+def test_concurrent_reads(kind, http_server):
+    """Many reads in flight on one session (async and sync functions): each gets its own answer."""
+
+    async def main():
+        async with client_for(kind, http_server) as c:
+            keys = [f"k{i}" for i in range(40)]
+            asyncs = [c.read_resource(f"cat://async/{k}") for k in keys]
+            syncs = [c.read_resource(f"cat://items/{i}/of/o{i}") for i in range(40)]
+            results = await asyncio.gather(*asyncs, *syncs)
+            assert [text(r) for r in results[:40]] == [f"async {k}" for k in keys]
+            assert [text(r).split(" (")[0] for r in results[40:]] == [f"item {i + 1} of o{i}" for i in range(40)]
+
+    run(main())
+
+
+def test_registering_from_many_threads():
+    import threading
+
+    reg = agent_runtime.Registry()
+    errors = []
+
+    def worker(t: int) -> None:
+        try:
+            for i in range(25):
+
+                def read(i: int = i) -> str:
+                    return str(i)
+
+                reg.resource(f"x://t{t}/{i}", name=f"r{t}-{i}")(read)
+                reg.resources()
+                reg.resource_templates()
+        except Exception as e:  # noqa: BLE001 - collected for the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert len(reg.resources()) == 200
