@@ -44,6 +44,26 @@ async def cat_async(key: str) -> str:
     return f"async {key}"
 
 
+def _note(marker: str, text: str) -> None:
+    with open(marker, "a") as f:
+        f.write(text + "\n")
+
+
+@agent_runtime.resource("cat://slow/{marker}")
+async def cat_slow(marker: str) -> str:
+    """Write 'started' to the file `marker` (a percent-encoded path), sleep, record how it ended."""
+    _note(marker, "started")
+    outcome = "finished"
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        outcome = "cancelled"
+        raise
+    finally:
+        _note(marker, outcome)
+    return "slept"
+
+
 @agent_runtime.resource("cat://broken")
 def cat_broken() -> str:
     raise ValueError("the disk is on fire")

@@ -50,6 +50,7 @@ def test_template_read_and_prompt(server, tmp_path):
     assert {t["uriTemplate"] for t in json.loads(r.stdout)["resourceTemplates"]} == {
         "cat://async/{key}",
         "cat://items/{n}/of/{owner}",
+        "cat://slow/{marker}",
     }
 
 

@@ -7,11 +7,12 @@ in-process."""
 import asyncio
 import base64
 import sys
+import urllib.parse
 import warnings
 
 import agent_runtime
 import pytest
-from servers import HERE, ServerProcess, server_env
+from servers import HERE, ServerProcess, server_env, wait_for_file
 
 if sys.version_info < (3, 10):
     pytest.skip("the MCP Python SDK needs Python 3.10+", allow_module_level=True)
@@ -69,7 +70,7 @@ def test_list_and_read(kind, http_server):
             assert listed["cat://text"].mime_type == "text/plain"
             assert listed["cat://blob"].name == "blob" and listed["cat://blob"].mime_type == "image/png"
             templates = {t.uri_template: t for t in (await c.list_resource_templates()).resource_templates}
-            assert set(templates) == {"cat://items/{n}/of/{owner}", "cat://async/{key}"}
+            assert set(templates) == {"cat://items/{n}/of/{owner}", "cat://async/{key}", "cat://slow/{marker}"}
             assert templates["cat://items/{n}/of/{owner}"].description == "Item n of an owner."
             # Templates are not listed as resources.
             assert not any("{" in u for u in listed)
@@ -337,3 +338,24 @@ def test_registering_from_many_threads():
         th.join()
     assert errors == []
     assert len(reg.resources()) == 200
+
+
+@pytest.mark.parametrize("kind", ["stdio", "http"])
+def test_cancelling_a_read_cancels_the_function(kind, http_server, tmp_path):
+    marker = str(tmp_path / "slow.txt")
+    uri = "cat://slow/" + urllib.parse.quote(marker, safe="")
+
+    async def main():
+        async with client_for(kind, http_server) as c:
+            task = asyncio.ensure_future(c.read_resource(uri))
+            loop = asyncio.get_running_loop()
+            assert await loop.run_in_executor(None, wait_for_file, marker, "started")
+            task.cancel()  # the SDK sends notifications/cancelled
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await loop.run_in_executor(None, wait_for_file, marker, "cancelled")
+            assert text(await c.read_resource("cat://text")) == "hello from a sync resource"
+
+    run(main())
+    with open(marker) as f:
+        assert f.read().split() == ["started", "cancelled"]
