@@ -243,6 +243,8 @@ def test_registration_checks_templates_against_parameters():
 
     with pytest.raises(agent_runtime.RegistrationError, match="must not be empty"):
         reg.resource("")(lambda: "")
+    with pytest.raises(agent_runtime.RegistrationError, match="'notes' has no scheme"):
+        reg.resource("notes")(lambda: "")
     with pytest.raises(TypeError, match="needs a callable"):
         reg.resource("x://c")(42)
     with pytest.raises(TypeError, match="not a bare @resource"):

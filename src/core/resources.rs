@@ -91,6 +91,12 @@ impl ResourceStore {
                 bounded(&spec.uri, 64)
             )));
         }
+        if let Some(why) = uri_problem(&spec.uri) {
+            return Err(Error::Registration(format!(
+                "resource URI '{}' {why}",
+                bounded(&spec.uri, 200)
+            )));
+        }
         if spec.name.is_empty() {
             return Err(Error::Registration(format!(
                 "resource '{}' needs a name",
@@ -239,6 +245,24 @@ impl ResourceStore {
     }
 }
 
+/// What makes `uri` unusable as a resource URI (clients validate them): a scheme is required
+/// (`scheme:`, RFC 3986), whitespace and control characters are refused.
+fn uri_problem(uri: &str) -> Option<&'static str> {
+    let scheme_ok = uri.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    if !scheme_ok {
+        Some("has no scheme (e.g. 'file://notes' or 'notes://today')")
+    } else if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("contains whitespace or control characters")
+    } else {
+        None
+    }
+}
+
 fn bad_body(uri: &str) -> CatalogError {
     CatalogError::Failed(Error::tool(
         format!("resource {}", bounded(uri, 200)),
@@ -352,6 +376,18 @@ mod tests {
             .register(spec(""), reader(json!({}), |_| Ok(json!(""))), false)
             .unwrap_err();
         assert!(e.to_string().contains("must not be empty"), "{e}");
+        for (bad, why) in [
+            ("notes", "has no scheme"),
+            ("{x}://a", "has no scheme"),
+            ("1x://a", "has no scheme"),
+            ("x://a b", "whitespace"),
+            ("x://a\nb", "control"),
+        ] {
+            let e = s
+                .register(spec(bad), reader(json!({}), |_| Ok(json!(""))), false)
+                .unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
         s.register(spec("t://x"), reader(json!({}), |_| Ok(json!(""))), false)
             .unwrap();
         let e = s
