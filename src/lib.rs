@@ -26,10 +26,14 @@ pub mod worker;
 pub(crate) mod worker;
 
 // The public surface, in one place.
+pub use crate::core::catalog::CatalogError;
+pub use crate::core::completion::{self, CompletionRequest, Completions};
 pub use crate::core::duration;
 pub use crate::core::events::{self, Event, EventKind};
 pub use crate::core::peer;
+pub use crate::core::prompts::{PromptArgument, PromptSpec, PromptStore};
 pub use crate::core::registry::{parse_args_json, run_tool, MAX_NAME_LEN};
+pub use crate::core::resources::{ResourceBody, ResourceSpec, ResourceStore};
 pub use crate::core::runtime::shutdown;
 pub use crate::core::tool::MAX_CALL_DEPTH;
 pub use crate::core::{

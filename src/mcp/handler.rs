@@ -7,9 +7,12 @@ use std::sync::{Arc, OnceLock};
 #[allow(deprecated)] // SEP-2577: still what every client of the 2025 protocols speaks
 use rmcp::model::SetLevelRequestParams;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    InitializeResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities,
-    SubscriptionFilter, Tool as McpTool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+    ContentBlock, GetPromptRequestParams, GetPromptResponse, Implementation, InitializeResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, SubscribeRequestParams, SubscriptionFilter,
+    Tool as McpTool, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
 use rmcp::{ErrorData as McpError, ServerHandler};
@@ -17,8 +20,8 @@ use serde_json::{Map, Value};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::peer::{McpPeer, SessionLogLevel};
-use super::{content, jsonrpc, schema, McpOptions};
-use crate::core::{CallContext, CallPeer, CancelToken, Payload, Progress, Registry};
+use super::{catalog, content, jsonrpc, schema, McpOptions};
+use crate::core::{CallContext, CallPeer, CancelToken, Error, Payload, Progress, Registry};
 
 /// One server instance: per stdio connection, per HTTP session, or per stateless request.
 pub struct McpServer {
@@ -28,6 +31,8 @@ pub struct McpServer {
     session: OnceLock<DropGuard>,
     /// What the client asked for with `logging/setLevel`.
     log_level: SessionLogLevel,
+    /// Resource subscriptions and catalog notifications of this session.
+    catalog: super::catalog::Session,
 }
 
 impl McpServer {
@@ -37,6 +42,7 @@ impl McpServer {
             opts,
             session: OnceLock::new(),
             log_level: SessionLogLevel::default(),
+            catalog: Default::default(),
         }
     }
 
@@ -220,6 +226,12 @@ impl ServerHandler for McpServer {
             .enable_tools()
             .enable_tool_list_changed()
             .enable_logging()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_resources_list_changed()
+            .enable_prompts()
+            .enable_prompts_list_changed()
+            .enable_completions()
             .build();
         let mut info = InitializeResult::new(caps).with_server_info(Implementation::new(
             "agent-runtime",
@@ -269,7 +281,77 @@ impl ServerHandler for McpServer {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.catalog.watch(&self.registry, context.peer.clone());
         self.watch_list_changes(context.peer);
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        catalog::list_resources(&self.registry)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        catalog::list_templates(&self.registry)
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        catalog::read_resource(&self.registry, request, &context)
+            .await
+            .map(Into::into)
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.catalog.subscribe(&self.registry, &request.uri)
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.catalog.unsubscribe(&request.uri);
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        catalog::list_prompts(&self.registry)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        catalog::get_prompt(&self.registry, request, &context)
+            .await
+            .map(Into::into)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        catalog::complete(&self.registry, request, &context).await
     }
 
     fn accepted_subscription_filter(
@@ -278,10 +360,21 @@ impl ServerHandler for McpServer {
     ) -> Option<SubscriptionFilter> {
         let mut f = SubscriptionFilter::new();
         f.tools_list_changed = requested.tools_list_changed;
+        catalog::accept(requested, &mut f);
         Some(f)
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let (r, ()) = tokio::join!(
+            self.listen_tools(&context),
+            catalog::listen(&self.registry, &context)
+        );
+        r
+    }
+}
+
+impl McpServer {
+    async fn listen_tools(&self, context: &SubscriptionContext) -> Result<(), McpError> {
         let mut changes = self.registry.watch_changes();
         changes.mark_unchanged();
         let wants = context.accepted().tools_list_changed == Some(true);

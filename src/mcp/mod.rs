@@ -16,6 +16,7 @@
 //! Host/Origin rules), `schema` (tool schemas as MCP clients want them).
 
 mod access;
+mod catalog;
 mod content;
 mod handler;
 mod http;

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "bench")]
 mod bench;
+pub mod catalog;
 pub mod context;
 pub mod convert;
 pub mod errors;
@@ -299,6 +300,7 @@ pub fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(registry::register_diagnostic_tools, m)?)?;
     m.add_function(wrap_pyfunction!(registry::register_builtin_tools, m)?)?;
     m.add_function(wrap_pyfunction!(_roundtrip, m)?)?;
+    catalog::add_to(m)?;
     #[cfg(feature = "bench")]
     bench::add(m)?;
     m.add("MAX_DEPTH", convert::MAX_DEPTH)?;

@@ -169,6 +169,7 @@ def derive_tool_schema(
     description: Optional[str] = None,
     inline_refs: bool = True,
     context_types: Tuple[type, ...] = (),
+    output: bool = True,
 ) -> ToolSignature:
     """Derive the tool description and JSON Schemas (draft 2020-12) of a callable.
 
@@ -209,6 +210,8 @@ def derive_tool_schema(
         description: overrides the description taken from the docstring.
         inline_refs: inline named types instead of using ``$defs``.
         context_types: types that mark the runtime-provided context parameter.
+        output: derive the output schema from the return annotation (off for functions whose
+            result is not a tool result, e.g. resources and prompts: no output schema).
 
     Returns:
         A :class:`ToolSignature`.
@@ -280,7 +283,7 @@ def derive_tool_schema(
 
     output_schema: Optional[Dict[str, Any]] = None
     return_annotation = info.return_annotation
-    if return_annotation is not _EMPTY or "return" in info.hints:
+    if output and (return_annotation is not _EMPTY or "return" in info.hints):
         resolved = _annotation(info, "return", return_annotation)
         if isinstance(resolved, _Unresolved):
             raise TypeError(
