@@ -26,15 +26,20 @@ pub mod worker;
 pub(crate) mod worker;
 
 // The public surface, in one place.
+pub use crate::core::catalog::CatalogError;
+pub use crate::core::completion::{self, CompletionRequest, Completions};
 pub use crate::core::duration;
 pub use crate::core::events::{self, Event, EventKind};
+pub use crate::core::peer;
+pub use crate::core::prompts::{PromptArgument, PromptSpec, PromptStore};
 pub use crate::core::registry::{parse_args_json, run_tool, MAX_NAME_LEN};
+pub use crate::core::resources::{ResourceBody, ResourceSpec, ResourceStore};
 pub use crate::core::runtime::shutdown;
 pub use crate::core::tool::MAX_CALL_DEPTH;
 pub use crate::core::{
-    live_tasks, BoxFuture, CallContext, CancelToken, Error, FnTool, ForeignValue, HostOps, Opaque,
-    Payload, Progress, ProgressSink, Registered, Registry, Result, TaskHandle, TaskStatus, Tool,
-    ToolSpec,
+    live_tasks, BoxFuture, CallContext, CallPeer, CancelToken, Error, FnTool, ForeignValue,
+    HostOps, LogLevel, Opaque, Payload, PeerRequest, Progress, ProgressSink, Registered, Registry,
+    Result, TaskHandle, TaskStatus, Tool, ToolSpec,
 };
 #[cfg(feature = "python")]
 pub use crate::python::host::{Host, HostBuilder, PluginReport};

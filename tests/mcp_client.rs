@@ -143,7 +143,10 @@ async fn lists_calls_and_reports_errors() {
         .await
         .unwrap();
     assert_eq!(res.is_error, Some(true));
-    let err = &res.structured_content.as_ref().unwrap()["error"];
+    // Never structuredContent on an error (clients hold it to the output schema): the detail
+    // is in the text and in `_meta`.
+    assert!(res.structured_content.is_none());
+    let err = &res.meta.as_ref().unwrap().0["agent-runtime/error"];
     assert_eq!(err["type"], "ToolError");
     assert!(err["message"].as_str().unwrap().contains("boom"));
 
@@ -155,7 +158,7 @@ async fn lists_calls_and_reports_errors() {
         .await
         .unwrap();
     assert_eq!(res.is_error, Some(true));
-    let err = &res.structured_content.as_ref().unwrap()["error"];
+    let err = &res.meta.as_ref().unwrap().0["agent-runtime/error"];
     assert_eq!(err["type"], "InvalidArguments");
     assert_eq!(err["path"], "a");
 

@@ -92,23 +92,25 @@ def test_errors(kind, http_server):
     async def main():
         async with client_for(kind, http_server) as c:
             r = await c.call_tool("mcp.fail", {"message": "bad thing"})
-            assert r.is_error
-            err = r.structured_content["error"]
+            # No structuredContent on errors (a client holds it to the output schema); the
+            # detail is in the text and in _meta.
+            assert r.is_error and r.structured_content is None
+            err = r.meta["agent-runtime/error"]
             assert err["type"] == "ValueError" and err["message"] == "bad thing"
             assert "Traceback" in err["traceback"] and "raise ValueError(message)" in err["traceback"]
             assert text_of(r).startswith("ValueError: bad thing")
 
             r = await c.call_tool("mcp.add", {"a": "two", "b": 1})
             assert r.is_error
-            err = r.structured_content["error"]
+            err = r.meta["agent-runtime/error"]
             assert err["type"] == "InvalidArguments" and err["path"] == "a"
             assert '"two" is not of type "integer"' in err["message"]
 
             r = await c.call_tool("mcp.add", {"a": 1})
-            assert r.is_error and "b" in r.structured_content["error"]["message"]
+            assert r.is_error and "b" in r.meta["agent-runtime/error"]["message"]
 
             r = await c.call_tool("mcp.block", {"seconds": 5})  # the tool's own 0.3 s timeout
-            assert r.is_error and r.structured_content["error"]["type"] == "ToolTimeout"
+            assert r.is_error and r.meta["agent-runtime/error"]["type"] == "ToolTimeout"
 
             with pytest.raises(mcp.MCPError) as ei:
                 await c.call_tool("mcp.ad", {})
@@ -350,12 +352,12 @@ def test_isolated_tools_over_mcp(tmp_path):
 
             r = await c.call_tool("iso_raise", {"kind": "value", "message": "remote boom"})
             assert r.is_error
-            err = r.structured_content["error"]
+            err = r.meta["agent-runtime/error"]
             assert err["type"] == "ValueError" and err["message"] == "remote boom"
 
             r = await c.call_tool("iso_segfault", {})
-            assert r.is_error and r.structured_content["error"]["type"] == "WorkerCrashed"
-            assert "SIGSEGV" in r.structured_content["error"]["message"] or "signal 11" in text_of(r)
+            assert r.is_error and r.meta["agent-runtime/error"]["type"] == "WorkerCrashed"
+            assert "SIGSEGV" in r.meta["agent-runtime/error"]["message"] or "signal 11" in text_of(r)
 
             r = await c.call_tool("iso_progress", {"steps": 3}, progress_callback=on_progress)
             assert r.structured_content == {"result": "done"}

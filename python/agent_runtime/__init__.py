@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any, Callable, Mapping, TypeVar, overload
 
-from . import _native
+from . import _catalog, _native
 from ._native import (
     MAX_DEPTH,
     AgentRuntimeError,
@@ -24,6 +24,7 @@ from ._native import (
     ConversionError,
     InvalidArguments,
     NotAllowed,
+    NotSupported,
     RegistrationError,
     Task,
     ToolError,
@@ -43,6 +44,7 @@ from ._native import (
     tasks,
     unsubscribe,
 )
+from ._peer import SamplingResult
 from .content import Audio, EmbeddedResource, Image, Message
 from .schema import derive_tool_schema, make_coercer
 
@@ -60,8 +62,10 @@ __all__ = [
     "InvalidArguments",
     "Message",
     "NotAllowed",
+    "NotSupported",
     "RegistrationError",
     "Registry",
+    "SamplingResult",
     "Task",
     "ToolError",
     "ToolNotFound",
@@ -70,15 +74,19 @@ __all__ = [
     "allow_modules",
     "call",
     "call_async",
+    "completion",
     "configure_isolation",
     "default_registry",
     "discover",
     "import_tools",
     "isolate_modules",
     "isolation_stats",
+    "notify_resource_updated",
     "on",
+    "prompt",
     "register_builtin_tools",
     "register_diagnostic_tools",
+    "resource",
     "run_function",
     "run_script",
     "run_tool",
@@ -316,7 +324,9 @@ class Registry(_native.Registry):
                     sig.context_param,
                 )
             if iso:
-                self._register_isolated(f, tool_name, desc, input_schema, output_schema, timeout, is_async, ctx_param, replace)
+                self._register_isolated(
+                    f, tool_name, desc, input_schema, output_schema, timeout, is_async, ctx_param, replace, schema is not None
+                )
                 return f
             existing = self.function(tool_name)
             same = existing is not None and _origin(existing) == _origin(f)
@@ -331,6 +341,7 @@ class Registry(_native.Registry):
                 coercer=make_coercer(f, context_param=ctx_param),
                 context_param=ctx_param,
                 replace=replace or same,
+                schema_as_given=schema is not None,
             )
             return f
 
@@ -349,6 +360,7 @@ class Registry(_native.Registry):
         is_async: bool,
         ctx_param: str | None,
         replace: bool,
+        schema_as_given: bool = False,
     ) -> None:
         module, qualname = _origin(f)
         if isinstance(f, functools.partial) or not (inspect.isfunction(f) or inspect.isclass(f)):
@@ -374,11 +386,132 @@ class Registry(_native.Registry):
             is_async=is_async,
             context_param=ctx_param,
             replace=replace or same,
+            schema_as_given=schema_as_given,
         )
 
     def tools(self) -> list[dict[str, Any]]:
         """Specs of all tools (dicts), sorted by name."""
         return self.specs()
+
+    def _register_catalog(self, kind: str, key: str, f: Any, replace: bool, register: Callable[[bool], None]) -> None:
+        """Register ``f`` as ``kind`` ``key``; the function that registered it before (a module
+        reload) is replaced without ``replace``."""
+        origins = self.__dict__.setdefault("_catalog_origins", {})
+        register(replace or origins.get((kind, key)) == _origin(f))
+        origins[(kind, key)] = _origin(f)
+
+    def resource(
+        self,
+        uri: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        mime_type: str | None = None,
+        replace: bool = False,
+    ) -> Callable[[F], F]:
+        """Register a function as the resource ``uri``, at import time::
+
+            @agent_runtime.resource("file://notes/{day}", mime_type="text/markdown")
+            def notes(day: str) -> str: ...
+
+        A URI with ``{placeholders}`` (RFC 6570 level 1) is a resource template: each
+        placeholder is a parameter of the function (checked here: a mismatch is a
+        :class:`RegistrationError`), passed the matching part of the URI read (converted to the
+        parameter's type). The function (sync or async, may take a :class:`Context`) returns
+        ``str`` (text) or ``bytes`` (a blob). ``name`` defaults to the function's name, the
+        description to its docstring. MCP clients list it (``resources/list`` or
+        ``resources/templates/list``) and read it (``resources/read``); see
+        :func:`notify_resource_updated`. The function is returned unchanged.
+        """
+
+        if not isinstance(uri, str):
+            hint = " (use @resource(\"scheme://...\"), not a bare @resource)" if callable(uri) else ""
+            raise TypeError(f"resource URI must be a str, got {type(uri).__name__}{hint}")
+
+        def register(f: F) -> F:
+            self._register_catalog(
+                "resource",
+                uri,
+                f,
+                replace,
+                lambda r: _catalog.register_resource(
+                    self, f, uri, name=name, description=description, mime_type=mime_type, replace=r
+                ),
+            )
+            return f
+
+        return register
+
+    def prompt(
+        self,
+        fn: F | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        replace: bool = False,
+    ) -> Any:
+        """Register a function as a prompt (bare ``@prompt`` or ``@prompt(name=...)``).
+
+        Its parameters are the prompt's arguments (required unless defaulted, described from
+        the docstring); it returns a ``str`` (one user message) or a list of :class:`Message`
+        (content ``str``, :class:`Image`, :class:`Audio` or :class:`EmbeddedResource`; a plain
+        ``str`` item is a user message). Sync or async; the function is returned unchanged.
+        """
+
+        def register(f: F) -> F:
+            key = name or _default_name(f)
+            self._register_catalog(
+                "prompt",
+                key,
+                f,
+                replace,
+                lambda r: _catalog.register_prompt(self, f, name=key, description=description, replace=r),
+            )
+            return f
+
+        if fn is not None:
+            return register(fn)
+        return register
+
+    def completion(self, fn: F) -> F:
+        """Register ``fn(ref_type, ref_name, argument, value, context) -> list[str]`` as the
+        completion function (MCP ``completion/complete``): ``ref_type`` is ``"prompt"`` (then
+        ``ref_name`` is the prompt's name) or ``"resource"`` (a template's URI); ``argument`` is
+        the argument being typed, ``value`` what was typed so far, ``context`` the arguments
+        already given. Sync or async; registering another replaces it. Without one, clients get
+        no suggestions.
+        """
+        _catalog.set_completion(self, fn)
+        return fn
+
+    def remove_resource(self, uri: str) -> bool:
+        """Remove the resource or template registered under ``uri``; True if it was there."""
+        self.__dict__.get("_catalog_origins", {}).pop(("resource", uri), None)
+        return _native._remove_resource(self, uri)
+
+    def remove_prompt(self, name: str) -> bool:
+        """Remove a prompt; True if it was there."""
+        self.__dict__.get("_catalog_origins", {}).pop(("prompt", name), None)
+        return _native._remove_prompt(self, name)
+
+    def resources(self) -> list[dict[str, Any]]:
+        """Specs of the static resources (dicts: ``uri``, ``name``, ``description``, ``mime_type``)."""
+        return _native._resources(self)
+
+    def resource_templates(self) -> list[dict[str, Any]]:
+        """Specs of the resource templates (``uri`` is the template)."""
+        return _native._resources(self, templates=True)
+
+    def prompts(self) -> list[dict[str, Any]]:
+        """Specs of the prompts (dicts: ``name``, ``description``, ``arguments``)."""
+        return _native._prompts(self)
+
+    def notify_resource_updated(self, uri: str) -> None:
+        """Tell the MCP clients subscribed to ``uri`` (``resources/subscribe``) that it changed:
+        they get ``notifications/resources/updated``."""
+        if not isinstance(uri, str):
+            raise TypeError(f"uri must be a str, got {type(uri).__name__}")
+        _native._notify_resource_updated(self, uri)
 
     async def call_async(
         self,
@@ -409,6 +542,10 @@ tool = _default.tool
 call = _default.call
 call_async = _default.call_async
 spawn = _default.spawn
+resource = _default.resource
+prompt = _default.prompt
+completion = _default.completion
+notify_resource_updated = _default.notify_resource_updated
 
 _EVENTS = ("tool.started", "tool.finished", "tool.failed")
 

@@ -1,8 +1,11 @@
 """Type stubs for the Rust extension module ``agent_runtime._native``."""
 
-from typing import Any, Awaitable, Callable, Dict, Generator, List, Mapping, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, Generator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from typing_extensions import Self, TypeAlias, disjoint_base, final
+
+from ._peer import SamplingResult
+from .content import Message
 
 __version__: str
 MAX_DEPTH: int
@@ -35,6 +38,7 @@ class Cancelled(AgentRuntimeError):
 
 class RegistrationError(AgentRuntimeError, ValueError): ...
 class NotAllowed(AgentRuntimeError, PermissionError): ...
+class NotSupported(AgentRuntimeError): ...
 
 class WorkerCrashed(AgentRuntimeError):
     tool: str
@@ -66,7 +70,25 @@ class Context:
     def cancelled(self) -> bool: ...
     def check_cancelled(self) -> None: ...
     def progress(self, done: float, total: Optional[float] = None, message: Optional[str] = None) -> None: ...
-    def log(self, message: str, level: str = "info") -> None: ...
+    def log(self, message: str, level: str = "info", *, logger: Optional[str] = None) -> None: ...
+    def sample(
+        self,
+        messages: Union[str, Message, Sequence[Union[str, Message]]],
+        *,
+        max_tokens: int,
+        system_prompt: Optional[str] = None,
+        temperature: Optional[float] = None,
+    ) -> Awaitable[SamplingResult]: ...
+    def sample_sync(
+        self,
+        messages: Union[str, Message, Sequence[Union[str, Message]]],
+        *,
+        max_tokens: int,
+        system_prompt: Optional[str] = None,
+        temperature: Optional[float] = None,
+    ) -> SamplingResult: ...
+    def elicit(self, message: str, schema: Union[Mapping[str, Any], type]) -> Awaitable[Dict[str, Any]]: ...
+    def elicit_sync(self, message: str, schema: Union[Mapping[str, Any], type]) -> Dict[str, Any]: ...
 
 @final
 class Task:
@@ -105,6 +127,7 @@ class Registry:
         coercer: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None,
         context_param: Optional[str] = None,
         replace: bool = False,
+        schema_as_given: bool = False,
     ) -> None: ...
     def register_isolated(
         self,
@@ -119,6 +142,7 @@ class Registry:
         is_async: bool = False,
         context_param: Optional[str] = None,
         replace: bool = False,
+        schema_as_given: bool = False,
     ) -> None: ...
     def isolated_target(self, name: str) -> Optional[Tuple[str, str]]: ...
     def unregister(self, name: str) -> bool: ...
@@ -186,6 +210,38 @@ def _isolation_configured() -> bool: ...
 def isolation_stats() -> Dict[str, Any]: ...
 def _atexit() -> None: ...
 def _roundtrip(value: Any, schema: Optional[Mapping[str, Any]] = None) -> Any: ...
+def _register_resource(
+    registry_: Registry,
+    func: Callable[..., Any],
+    uri: str,
+    name: str,
+    *,
+    description: str,
+    mime_type: Optional[str],
+    input_schema: Mapping[str, Any],
+    is_async: bool,
+    coercer: Optional[Callable[[Any], Any]] = None,
+    context_param: Optional[str] = None,
+    replace: bool = False,
+) -> None: ...
+def _register_prompt(
+    registry_: Registry,
+    func: Callable[..., Any],
+    name: str,
+    *,
+    description: str,
+    input_schema: Mapping[str, Any],
+    is_async: bool,
+    coercer: Optional[Callable[[Any], Any]] = None,
+    context_param: Optional[str] = None,
+    replace: bool = False,
+) -> None: ...
+def _set_completion(registry_: Registry, func: Optional[Callable[..., Any]], *, is_async: bool = False) -> None: ...
+def _remove_resource(registry_: Registry, uri: str) -> bool: ...
+def _remove_prompt(registry_: Registry, name: str) -> bool: ...
+def _resources(registry_: Registry, *, templates: bool = False) -> List[Dict[str, Any]]: ...
+def _prompts(registry_: Registry) -> List[Dict[str, Any]]: ...
+def _notify_resource_updated(registry_: Registry, uri: str) -> None: ...
 def _gil_on_tokio() -> int: ...
 
 # Optional: present only in builds with the `bench` cargo feature (`maturin develop --release

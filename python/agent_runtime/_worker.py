@@ -120,6 +120,8 @@ def _json_default(o: Any) -> Any:
     dump = getattr(o, "model_dump", None)
     if callable(dump):
         return dump(mode="json")
+    if getattr(type(o), "__agent_runtime_content__", False):
+        return o.to_json()  # Image, Audio, EmbeddedResource: their MCP content block
     raise TypeError(f"tool result of type {type(o).__name__} is not JSON serializable")
 
 

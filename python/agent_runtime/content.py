@@ -34,6 +34,8 @@ class _Binary:
 
     __slots__ = ("data", "mime_type")
     _type = ""
+    # Rich content, not structured data (schema derivation and the JSON conversion know it).
+    __agent_runtime_content__ = True
 
     def __init__(self, data: bytes, mime_type: str) -> None:
         kind = type(self).__name__
@@ -79,6 +81,7 @@ class EmbeddedResource:
     """A resource's contents embedded in a result: text or a blob, never both."""
 
     __slots__ = ("blob", "mime_type", "text", "uri")
+    __agent_runtime_content__ = True
 
     def __init__(
         self,

@@ -52,6 +52,10 @@ pub enum Error {
     /// Refused by policy (a module outside the allowlist, a missing token, ...).
     #[error("not allowed: {0}")]
     NotAllowed(String),
+    /// The caller cannot do what the tool asked of it (e.g. sampling from a caller that is no
+    /// MCP client, or one without the capability).
+    #[error("not supported: {0}")]
+    NotSupported(String),
     #[error("tool registration failed: {0}")]
     Registration(String),
     #[error("runtime error: {0}")]
@@ -118,6 +122,7 @@ impl Error {
             Error::Cancelled { .. } => "Cancelled",
             Error::Python { .. } => "PythonError",
             Error::NotAllowed(_) => "NotAllowed",
+            Error::NotSupported(_) => "NotSupported",
             Error::Registration(_) => "RegistrationError",
             Error::Runtime(_) => "RuntimeError",
             Error::WorkerCrashed { .. } => "WorkerCrashed",

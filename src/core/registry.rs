@@ -11,9 +11,12 @@ use parking_lot::Mutex;
 use rustc_hash::FxHashMap as HashMap;
 use serde_json::Value;
 
+use super::completion::Completions;
 use super::error::{Error, Result};
 use super::events::{self, Event, EventKind};
 use super::payload::Payload;
+use super::prompts::PromptStore;
+use super::resources::ResourceStore;
 use super::schema::ArgsValidator;
 use super::tasks::TaskHandle;
 use super::text::bounded;
@@ -298,6 +301,10 @@ struct Inner {
     /// Bumped on every change of the tool set, so transports can tell clients (MCP
     /// `tools/list_changed`) without polling.
     changes: tokio::sync::watch::Sender<u64>,
+    /// What the registry serves besides tools (MCP resources, prompts, completions).
+    resources: ResourceStore,
+    prompts: PromptStore,
+    completions: Completions,
 }
 
 impl Default for Inner {
@@ -306,6 +313,9 @@ impl Default for Inner {
             tools: ArcSwap::default(),
             write: Mutex::new(()),
             changes: tokio::sync::watch::Sender::new(0),
+            resources: ResourceStore::default(),
+            prompts: PromptStore::default(),
+            completions: Completions::default(),
         }
     }
 }
@@ -320,6 +330,27 @@ impl Registry {
     /// The process-wide default registry (`@agent_runtime.tool` registers here).
     pub fn global() -> &'static Registry {
         &GLOBAL
+    }
+
+    /// The registry's resources (static and templates).
+    pub fn resources(&self) -> &ResourceStore {
+        &self.inner.resources
+    }
+
+    /// The registry's prompts.
+    pub fn prompts(&self) -> &PromptStore {
+        &self.inner.prompts
+    }
+
+    /// The registry's completion function.
+    pub fn completions(&self) -> &Completions {
+        &self.inner.completions
+    }
+
+    /// A function compiled as a tool entry (validator built), for stores that call functions
+    /// the way tools are called (resources, prompts).
+    pub(crate) fn compile_entry(tool: Arc<dyn Tool>) -> Result<Arc<Registered>> {
+        Self::entry(tool)
     }
 
     fn entry(tool: Arc<dyn Tool>) -> Result<Arc<Registered>> {

@@ -28,6 +28,10 @@ pub struct ToolSpec {
     /// Default timeout of a call, in seconds on the wire.
     #[serde(default, with = "opt_secs", skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    /// The schemas were given by the tool's author (not derived): transports list them exactly
+    /// as given (`$schema`, `$defs`, `$ref` kept) rather than normalized.
+    #[serde(skip)]
+    pub schema_as_given: bool,
 }
 
 pub fn empty_object_schema() -> Value {
@@ -42,6 +46,7 @@ impl ToolSpec {
             input_schema: empty_object_schema(),
             output_schema: None,
             timeout: None,
+            schema_as_given: false,
         }
     }
 
@@ -114,6 +119,8 @@ pub struct CallContext {
     /// Per-call timeout; overrides the tool's default.
     pub timeout: Option<Duration>,
     pub progress: Option<ProgressSink>,
+    /// The caller's side, where the transport can carry a tool's logs and requests (MCP).
+    pub peer: Option<Arc<dyn super::CallPeer>>,
     /// Data owned by the boundary that started the call (e.g. the caller's asyncio loop and
     /// contextvars), passed through the core opaquely.
     pub foreign: Option<Arc<dyn Any + Send + Sync>>,
@@ -146,6 +153,11 @@ impl CallContext {
         self
     }
 
+    pub fn with_peer(mut self, p: Option<Arc<dyn super::CallPeer>>) -> Self {
+        self.peer = p;
+        self
+    }
+
     /// Context for a nested call made by a tool while handling this one: a new call id, the
     /// same caller environment (so Python callbacks still see the original caller's
     /// contextvars and event loop), progress going to the same sink, and cancellation that
@@ -156,6 +168,7 @@ impl CallContext {
             cancel: self.cancel.child_token(),
             timeout: None,
             progress: self.progress.clone(),
+            peer: self.peer.clone(),
             foreign: self.foreign.clone(),
             depth: self.depth.saturating_add(1),
         }

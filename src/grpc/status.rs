@@ -56,6 +56,7 @@ pub fn classify(e: Error) -> Result<String, Status> {
             None => format!("{type_name}: {message}"),
         }),
         Error::Tool { tool, message } => Ok(format!("ToolError: {tool}: {message}")),
+        Error::NotSupported(m) => Ok(format!("NotSupported: {m}")),
         Error::Registration(_) | Error::Runtime(_) => st(Code::Internal, &e),
         // INTERNAL, not UNAVAILABLE: the call may have had side effects before the crash and
         // a deterministic crash would crash again, so clients must not retry it automatically

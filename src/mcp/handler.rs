@@ -4,18 +4,24 @@
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
+#[allow(deprecated)] // SEP-2577: still what every client of the 2025 protocols speaks
+use rmcp::model::SetLevelRequestParams;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    InitializeResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ServerCapabilities, SubscriptionFilter, Tool as McpTool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+    ContentBlock, GetPromptRequestParams, GetPromptResponse, Implementation, InitializeResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, SubscribeRequestParams, SubscriptionFilter, Tool as McpTool,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
 use rmcp::{ErrorData as McpError, ServerHandler};
 use serde_json::{Map, Value};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{jsonrpc, schema, McpOptions};
-use crate::core::{CallContext, CancelToken, Error, Payload, Progress, Registry};
+use super::peer::{McpPeer, SessionLogLevel};
+use super::{catalog, content, jsonrpc, schema, McpOptions};
+use crate::core::{CallContext, CallPeer, CancelToken, Payload, Progress, Registry};
 
 /// One server instance: per stdio connection, per HTTP session, or per stateless request.
 pub struct McpServer {
@@ -23,6 +29,10 @@ pub struct McpServer {
     opts: Arc<McpOptions>,
     /// Ends this session's `tools/list_changed` watcher when the session's handler is dropped.
     session: OnceLock<DropGuard>,
+    /// What the client asked for with `logging/setLevel`.
+    log_level: SessionLogLevel,
+    /// Resource subscriptions and catalog notifications of this session.
+    catalog: super::catalog::Session,
 }
 
 impl McpServer {
@@ -31,11 +41,13 @@ impl McpServer {
             registry,
             opts,
             session: OnceLock::new(),
+            log_level: SessionLogLevel::default(),
+            catalog: Default::default(),
         }
     }
 
     fn tool_for(&self, spec: &crate::core::ToolSpec) -> McpTool {
-        let input = schema::input_schema(&spec.input_schema);
+        let input = schema::input_schema(&spec.input_schema, spec.schema_as_given);
         let description = (!spec.description.is_empty()).then(|| spec.description.clone().into());
         let mut t = McpTool::new_with_raw(spec.name.clone(), description, Arc::new(input));
         if let (Some(out), _) = schema::output_schema(spec.output_schema.as_ref()) {
@@ -60,77 +72,79 @@ impl McpServer {
             Err(e) => return Err(McpError::invalid_params(e.to_string(), None)),
         };
         let args = Value::Object(req.arguments.unwrap_or_default());
-        let mut ctx = CallContext::new();
-        // Progress goes out through one channel (in order, off the tool's thread); before the
-        // result is returned the channel is flushed, so every report precedes the response
+        // The client as this call's peer: logs, progress, sampling and elicitation requests.
+        // Log level: what the session set (`logging/setLevel`), or what a 2026-07-28 request
+        // opted in to in its `_meta` (nothing without it).
+        #[allow(deprecated)]
+        let level = match cx.meta.log_level() {
+            None if !cx
+                .protocol_version()
+                .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28) =>
+            {
+                self.log_level.clone()
+            }
+            requested => SessionLogLevel::per_request(requested),
+        };
+        let (peer, mut outbound) = McpPeer::new(&req.name, cx.peer.clone(), level);
+        let mut ctx = CallContext::new().with_peer(Some(peer.clone() as Arc<dyn CallPeer>));
+        // Progress and logs go out through one channel (in order, off the tool's thread);
+        // before the result is returned it is flushed, so every report precedes the response
         // (a client drops progress for a request it already has the answer to).
-        let mut flush: Option<tokio::sync::mpsc::UnboundedSender<Forward>> = None;
         if let Some(token) = cx.meta.get_progress_token() {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Forward>();
-            let sink = tx.clone();
+            let sink = peer.clone();
             ctx = ctx.with_progress(Some(Arc::new(move |p: &Progress| {
-                let _ = sink.send(Forward::Progress(p.clone()));
+                sink.progress(token.clone(), p);
             })));
-            flush = Some(tx);
-            let peer = cx.peer.clone();
-            tokio::spawn(async move {
-                let mut open = true;
-                while let Some(msg) = rx.recv().await {
-                    match msg {
-                        Forward::Progress(p) if open => {
-                            let mut n = ProgressNotificationParam::new(token.clone(), p.done);
-                            if let Some(t) = p.total {
-                                n = n.with_total(t);
-                            }
-                            if let Some(m) = p.message {
-                                n = n.with_message(m);
-                            }
-                            open = peer.notify_progress(n).await.is_ok();
-                        }
-                        Forward::Progress(_) => {}
-                        Forward::Flush(done) => {
-                            let _ = done.send(());
-                        }
-                    }
-                }
-            });
         }
         let _guard = CancelOnDrop(ctx.cancel.clone());
         let cancel = ctx.cancel.clone();
         let wrapped = schema::wraps_result(entry.spec().output_schema.as_ref());
+        let declares = entry.spec().output_schema.is_some();
         let call = entry.call(Payload::Json(args), ctx);
         tokio::pin!(call);
-        let out = tokio::select! {
-            r = &mut call => r,
-            _ = cx.ct.cancelled() => {
-                // `notifications/cancelled`: stop the tool and let it wind down.
-                cancel.cancel();
-                call.await
+        let mut stopping = false;
+        let out = loop {
+            tokio::select! {
+                r = &mut call => break r,
+                _ = cx.ct.cancelled(), if !stopping => {
+                    // `notifications/cancelled`: stop the tool and let it wind down.
+                    cancel.cancel();
+                    stopping = true;
+                }
+                // Sent from this task so rmcp routes it to this request's stream.
+                Some(o) = outbound.recv() => o.send(&cx.peer).await,
             }
         };
+        drop(outbound);
         let out = match out {
             Ok(p) => p.into_json(),
             Err(e) => Err(e),
         };
-        if let Some(tx) = flush {
-            let (done, sent) = tokio::sync::oneshot::channel();
-            if tx.send(Forward::Flush(done)).is_ok() {
-                // Bounded: a stuck client must not hold the result back forever.
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), sent).await;
-            }
-        }
+        peer.flush().await;
         Ok(match out {
-            Ok(v) => self.success(&req.name, v, wrapped),
-            Err(e) => error_result(&e),
+            Ok(v) => self.success(&req.name, v, wrapped, declares),
+            Err(e) => content::error_result(&e),
         })
     }
 
-    fn success(&self, tool: &str, v: Value, wrapped: bool) -> CallToolResult {
+    /// `declares`: the tool has an output schema.
+    fn success(&self, tool: &str, v: Value, wrapped: bool, declares: bool) -> CallToolResult {
+        let cap = self.opts.max_result_bytes;
+        // Images, audio, embedded resources: content blocks, no structured copy (FastMCP's
+        // shape), unless the tool declares an output schema a client will hold it to.
+        if let Some(blocks) = (!declares).then(|| content::rich_blocks(&v)).flatten() {
+            let size = content::wire_size(&blocks);
+            if size > cap {
+                return content::error_text(format!(
+                    "[result of tool '{tool}' is {size} bytes of content; the server's cap is {cap} bytes (--mcp-max-result-bytes)]"
+                ));
+            }
+            return CallToolResult::success(blocks);
+        }
         let text = match &v {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let cap = self.opts.max_result_bytes;
         if text.len() > cap {
             let total = text.len();
             let mut cut = cap;
@@ -143,7 +157,7 @@ impl McpServer {
             let body = format!("{}{marker}", &text[..cut]);
             // The structured copy would not fit either, and a partial one would not match the
             // output schema: a tool that declares one gets an error result instead.
-            return if wrapped || self.declares_output(tool) {
+            return if wrapped || declares {
                 CallToolResult::error(vec![ContentBlock::text(body)])
             } else {
                 CallToolResult::success(vec![ContentBlock::text(body)])
@@ -160,13 +174,6 @@ impl McpServer {
         let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
         r.structured_content = Some(structured);
         r
-    }
-
-    fn declares_output(&self, tool: &str) -> bool {
-        self.registry
-            .get(tool)
-            .map(|e| e.spec().output_schema.is_some())
-            .unwrap_or(false)
     }
 
     /// Send `tools/list_changed` to `peer` on every registry change until the session ends.
@@ -192,13 +199,6 @@ impl McpServer {
     }
 }
 
-/// What the progress forwarder of one call receives.
-enum Forward {
-    Progress(Progress),
-    /// Answered once everything sent before it has gone out.
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
 /// Where a `tools/list_changed` goes: a handshake session's peer or a listen stream.
 trait Notifier: Send + 'static {
     fn tools_changed(&self) -> impl Future<Output = bool> + Send;
@@ -208,39 +208,6 @@ impl Notifier for rmcp::Peer<RoleServer> {
     async fn tools_changed(&self) -> bool {
         self.notify_tool_list_changed().await.is_ok()
     }
-}
-
-/// An error result: text `Type: message` (plus the traceback of a Python error) and the same
-/// as structured content `{"error": {"type", "message", "kind", "traceback"?}}`.
-fn error_result(e: &Error) -> CallToolResult {
-    let (type_name, message, traceback) = match e {
-        Error::Python {
-            type_name,
-            message,
-            traceback,
-            ..
-        } => (type_name.clone(), message.clone(), traceback.clone()),
-        other => (other.kind().to_string(), other.to_string(), None),
-    };
-    let text = match &traceback {
-        Some(tb) => format!("{type_name}: {message}\n\n{tb}"),
-        None => format!("{type_name}: {message}"),
-    };
-    let mut err = Map::new();
-    err.insert("type".into(), Value::String(type_name));
-    err.insert("message".into(), Value::String(message));
-    err.insert("kind".into(), Value::String(e.kind().into()));
-    if let Error::InvalidArguments { path, .. } = e {
-        err.insert("path".into(), Value::String(path.clone()));
-    }
-    if let Some(tb) = traceback {
-        err.insert("traceback".into(), Value::String(tb));
-    }
-    let mut m = Map::new();
-    m.insert("error".into(), Value::Object(err));
-    let mut r = CallToolResult::error(vec![ContentBlock::text(text)]);
-    r.structured_content = Some(Value::Object(m));
-    r
 }
 
 /// Cancels a call when the request handler is dropped (the connection went away).
@@ -253,10 +220,18 @@ impl Drop for CancelOnDrop {
 }
 
 impl ServerHandler for McpServer {
+    #[allow(deprecated)] // enable_logging: SEP-2577, see set_level
     fn get_info(&self) -> InitializeResult {
         let caps = ServerCapabilities::builder()
             .enable_tools()
             .enable_tool_list_changed()
+            .enable_logging()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_resources_list_changed()
+            .enable_prompts()
+            .enable_prompts_list_changed()
+            .enable_completions()
             .build();
         let mut info = InitializeResult::new(caps).with_server_info(Implementation::new(
             "agent-runtime",
@@ -295,8 +270,88 @@ impl ServerHandler for McpServer {
         self.run(request, context).await.map(CallToolResponse::from)
     }
 
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.log_level.set(request.level);
+        Ok(())
+    }
+
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.catalog.watch(&self.registry, context.peer.clone());
         self.watch_list_changes(context.peer);
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        catalog::list_resources(&self.registry)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        catalog::list_templates(&self.registry)
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        catalog::read_resource(&self.registry, request, &context)
+            .await
+            .map(Into::into)
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.catalog.subscribe(&self.registry, &request.uri)
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.catalog.unsubscribe(&request.uri);
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        catalog::list_prompts(&self.registry)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        catalog::get_prompt(&self.registry, request, &context)
+            .await
+            .map(Into::into)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        catalog::complete(&self.registry, request, &context).await
     }
 
     fn accepted_subscription_filter(
@@ -305,10 +360,21 @@ impl ServerHandler for McpServer {
     ) -> Option<SubscriptionFilter> {
         let mut f = SubscriptionFilter::new();
         f.tools_list_changed = requested.tools_list_changed;
+        catalog::accept(requested, &mut f);
         Some(f)
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let (r, ()) = tokio::join!(
+            self.listen_tools(&context),
+            catalog::listen(&self.registry, &context)
+        );
+        r
+    }
+}
+
+impl McpServer {
+    async fn listen_tools(&self, context: &SubscriptionContext) -> Result<(), McpError> {
         let mut changes = self.registry.watch_changes();
         changes.mark_unchanged();
         let wants = context.accepted().tools_list_changed == Some(true);

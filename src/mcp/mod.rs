@@ -16,9 +16,12 @@
 //! Host/Origin rules), `schema` (tool schemas as MCP clients want them).
 
 mod access;
+mod catalog;
+mod content;
 mod handler;
 mod http;
 mod jsonrpc;
+mod peer;
 mod schema;
 mod stdio;
 

@@ -92,9 +92,15 @@ fn is_object_schema(s: &Value) -> bool {
     }
 }
 
-/// An input schema MCP accepts: self-contained, with `"type": "object"`.
-pub fn input_schema(schema: &Value) -> Map<String, Value> {
-    let s = self_contained(schema);
+/// An input schema MCP accepts: self-contained, with `"type": "object"`. A schema the tool's
+/// author wrote (`as_given`) keeps its `$schema`, `$defs` and `$ref`s (JSON Schema 2020-12 as
+/// the author meant it); only a missing `"type": "object"` is added.
+pub fn input_schema(schema: &Value, as_given: bool) -> Map<String, Value> {
+    let s = if as_given {
+        schema.clone()
+    } else {
+        self_contained(schema)
+    };
     let mut m = match s {
         Value::Object(m) => m,
         // `true` or a non-object schema: any object.
@@ -213,9 +219,26 @@ mod tests {
     }
 
     #[test]
+    fn schemas_as_given_are_kept() {
+        let s = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "$defs": {"A": {"type": "object", "properties": {"x": {"type": "string"}}, "additionalProperties": false}},
+            "properties": {"a": {"$ref": "#/$defs/A"}},
+            "additionalProperties": false,
+        });
+        assert_eq!(Value::Object(input_schema(&s, true)), s);
+        assert_ne!(Value::Object(input_schema(&s, false)), s);
+        assert_eq!(
+            input_schema(&json!({"properties": {}}), true)["type"],
+            "object"
+        );
+    }
+
+    #[test]
     fn input_and_output_shapes() {
-        assert_eq!(input_schema(&json!({}))["type"], "object");
-        assert_eq!(input_schema(&json!(true))["type"], "object");
+        assert_eq!(input_schema(&json!({}), false)["type"], "object");
+        assert_eq!(input_schema(&json!(true), false)["type"], "object");
         let (o, wrapped) = output_schema(Some(&json!({"type": "integer"})));
         assert!(wrapped);
         assert_eq!(o.unwrap()["properties"]["result"]["type"], "integer");

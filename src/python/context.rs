@@ -3,18 +3,23 @@
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
+use std::sync::Arc;
+
 use super::errors::to_pyerr;
-use crate::core::{CallContext, Error, Progress, ProgressSink};
+use super::peer_requests::Prepared;
+use crate::core::{CallContext, CallPeer, Error, LogLevel, PeerRequest, Progress, ProgressSink};
 
 /// Handed to a tool that declares a parameter annotated `agent_runtime.Context` (that parameter
-/// is left out of the tool's schema). Reports progress, logs, and tells whether the call was
-/// cancelled.
+/// is left out of the tool's schema). Reports progress, logs (to Python `logging` and, for an
+/// MCP caller, as `notifications/message`), tells whether the call was cancelled, and asks an
+/// MCP client for an LLM completion (`sample`) or user input (`elicit`).
 #[pyclass(name = "Context", module = "agent_runtime._native", frozen)]
 pub struct PyContext {
     call_id: u64,
     tool: String,
     cancel: crate::core::CancelToken,
     progress: Option<ProgressSink>,
+    peer: Option<Arc<dyn CallPeer>>,
 }
 
 impl PyContext {
@@ -24,6 +29,7 @@ impl PyContext {
             tool: tool.to_string(),
             cancel: ctx.cancel.clone(),
             progress: ctx.progress.clone(),
+            peer: ctx.peer.clone(),
         }
     }
 }
@@ -96,25 +102,126 @@ impl PyContext {
         Ok(())
     }
 
-    /// Log `message` on the `agent_runtime.tools` logger, tagged with tool and call id.
-    #[pyo3(signature = (message, level = "info"))]
-    fn log(&self, py: Python<'_>, message: &str, level: &str) -> PyResult<()> {
-        let logger = LOGGING
+    /// Log `message` at `level` (MCP's names: debug, info, notice, warning, error, critical,
+    /// alert, emergency) on the `agent_runtime.tools` logger, tagged with tool and call id; an
+    /// MCP client also gets it as `notifications/message` (if it wants that level), from
+    /// `logger` (default: the tool's name).
+    #[pyo3(signature = (message, level = "info", *, logger = None))]
+    fn log(
+        &self,
+        py: Python<'_>,
+        message: &str,
+        level: &str,
+        logger: Option<&str>,
+    ) -> PyResult<()> {
+        let Some(lvl) = LogLevel::parse(level) else {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown log level {level:?}; expected one of debug, info, notice, warning, error, \
+                 critical, alert, emergency"
+            )));
+        };
+        if let Some(p) = &self.peer {
+            p.log(
+                lvl,
+                Some(logger.unwrap_or(&self.tool)),
+                serde_json::Value::String(message.to_string()),
+            );
+        }
+        let method = match lvl {
+            LogLevel::Debug => "debug",
+            LogLevel::Info | LogLevel::Notice => "info",
+            LogLevel::Warning => "warning",
+            LogLevel::Error => "error",
+            LogLevel::Critical | LogLevel::Alert | LogLevel::Emergency => "critical",
+        };
+        let py_logger = LOGGING
             .import(py, "logging", "getLogger")?
             .call1(("agent_runtime.tools",))?;
-        let method = match level {
-            "debug" | "info" | "warning" | "error" | "critical" => level,
-            other => {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "unknown log level {other:?}"
-                )))
-            }
-        };
-        logger.call_method1(
+        py_logger.call_method1(
             method,
             (format!("[{} #{}] {}", self.tool, self.call_id, message),),
         )?;
         Ok(())
+    }
+
+    /// Ask the MCP client for an LLM completion (`sampling/createMessage`). `messages`: a str
+    /// or a list of str / `Message` (text, `Image` or `Audio`). Resolves to a
+    /// `SamplingResult` (`content`, `text`, `model`, `stop_reason`). `NotSupported` when the
+    /// caller is not an MCP client with the `sampling` capability. Async tools only.
+    #[pyo3(signature = (messages, *, max_tokens, system_prompt = None, temperature = None))]
+    fn sample<'py>(
+        &self,
+        py: Python<'py>,
+        messages: &Bound<'py, PyAny>,
+        max_tokens: &Bound<'py, PyAny>,
+        system_prompt: Option<&Bound<'py, PyAny>>,
+        temperature: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Prepared::new(
+            py,
+            PeerRequest::Sample,
+            "sample_params",
+            (messages, max_tokens, system_prompt, temperature),
+            "sample_result",
+        )?
+        .awaitable(py, self.peer.as_ref(), &self.cancel, "sample")
+    }
+
+    /// `sample` for sync tools: blocks this thread (not the GIL) until the client answers.
+    #[pyo3(signature = (messages, *, max_tokens, system_prompt = None, temperature = None))]
+    fn sample_sync<'py>(
+        &self,
+        py: Python<'py>,
+        messages: &Bound<'py, PyAny>,
+        max_tokens: &Bound<'py, PyAny>,
+        system_prompt: Option<&Bound<'py, PyAny>>,
+        temperature: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        Prepared::new(
+            py,
+            PeerRequest::Sample,
+            "sample_params",
+            (messages, max_tokens, system_prompt, temperature),
+            "sample_result",
+        )?
+        .blocking(py, self.peer.as_ref(), &self.cancel, "sample")
+    }
+
+    /// Ask the MCP client's user for input (`elicitation/create`): `schema` is a JSON Schema
+    /// dict (an object of primitive properties) or a TypedDict/dataclass type. Resolves to
+    /// `{"action": "accept" | "decline" | "cancel", "content": dict | None}`. `NotSupported`
+    /// when the caller is not an MCP client with the `elicitation` capability.
+    fn elicit<'py>(
+        &self,
+        py: Python<'py>,
+        message: &Bound<'py, PyAny>,
+        schema: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Prepared::new(
+            py,
+            PeerRequest::Elicit,
+            "elicit_params",
+            (message, schema),
+            "elicit_result",
+        )?
+        .awaitable(py, self.peer.as_ref(), &self.cancel, "elicit")
+    }
+
+    /// `elicit` for sync tools: blocks this thread (not the GIL) until the client answers.
+    fn elicit_sync<'py>(
+        &self,
+        py: Python<'py>,
+        message: &Bound<'py, PyAny>,
+        schema: &Bound<'py, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        Prepared::new(
+            py,
+            PeerRequest::Elicit,
+            "elicit_params",
+            (message, schema),
+            "elicit_result",
+        )?
+        .blocking(py, self.peer.as_ref(), &self.cancel, "elicit")
     }
 
     fn __repr__(&self) -> String {

@@ -160,10 +160,38 @@ fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> std::result::Result<Value, C
             base64::engine::general_purpose::STANDARD.encode(b.to_vec()),
         ));
     }
+    if let Some(json) = content_to_json(obj) {
+        return json.and_then(|j| to_json(&j, depth + 1));
+    }
     Err(ConvError::new(format!(
         "{} is not serializable",
         type_name(obj)
     )))
+}
+
+/// `agent_runtime.Image` / `Audio` / `EmbeddedResource`: their `to_json()` (the MCP content
+/// block). Reached only for values no JSON rule matched, so plain data pays nothing.
+fn content_to_json<'py>(
+    obj: &Bound<'py, PyAny>,
+) -> Option<std::result::Result<Bound<'py, PyAny>, ConvError>> {
+    static CLASSES: pyo3::sync::PyOnceLock<Option<Py<PyTuple>>> = pyo3::sync::PyOnceLock::new();
+    let py = obj.py();
+    let classes = CLASSES
+        .get_or_init(py, || {
+            let m = py.import("agent_runtime.content").ok()?;
+            let get = |n: &str| m.getattr(n).ok();
+            PyTuple::new(py, [get("Image")?, get("Audio")?, get("EmbeddedResource")?])
+                .ok()
+                .map(Bound::unbind)
+        })
+        .as_ref()?;
+    if !obj.is_instance(classes.bind(py)).unwrap_or(false) {
+        return None;
+    }
+    Some(
+        obj.call_method0("to_json")
+            .map_err(|e| ConvError::new(format!("{}.to_json() failed: {e}", type_name(obj)))),
+    )
 }
 
 fn non_str_key(k: &Bound<'_, PyAny>) -> String {

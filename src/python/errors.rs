@@ -22,6 +22,7 @@ pub struct Classes {
     pub cancelled: Py<PyType>,
     pub registration: Py<PyType>,
     pub not_allowed: Py<PyType>,
+    pub not_supported: Py<PyType>,
     pub worker_crashed: Py<PyType>,
 }
 
@@ -90,6 +91,13 @@ pub fn classes(py: Python<'_>) -> &Classes {
                     "NotAllowed",
                     vec![b(), py.get_type::<pyo3::exceptions::PyPermissionError>()],
                     "Refused by policy: a module outside the allowlist, a missing or wrong token.",
+                )?,
+                not_supported: make(
+                    py,
+                    "NotSupported",
+                    vec![b()],
+                    "The caller cannot do what the tool asked of it: sampling or elicitation from a caller \
+                     that is not an MCP client with that capability (a Python call(), gRPC, the CLI).",
                 )?,
                 worker_crashed: make(
                     py,
@@ -232,6 +240,7 @@ pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
         }
         Error::Registration(_) => new(&c.registration),
         Error::NotAllowed(_) => new(&c.not_allowed),
+        Error::NotSupported(_) => new(&c.not_supported),
         Error::Runtime(_) => new(&c.base),
         Error::WorkerCrashed {
             ref tool,

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "bench")]
 mod bench;
+pub mod catalog;
 pub mod context;
 pub mod convert;
 pub mod errors;
@@ -10,6 +11,7 @@ pub mod host;
 pub mod isolation;
 pub mod loop_bridge;
 pub mod loop_waker;
+mod peer_requests;
 pub mod pythread;
 pub mod pytool;
 pub mod registry;
@@ -288,6 +290,7 @@ pub fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Cancelled", c.cancelled.bind(py))?;
     m.add("RegistrationError", c.registration.bind(py))?;
     m.add("NotAllowed", c.not_allowed.bind(py))?;
+    m.add("NotSupported", c.not_supported.bind(py))?;
     m.add("WorkerCrashed", c.worker_crashed.bind(py))?;
     m.add_function(wrap_pyfunction!(isolation::_configure_isolation, m)?)?;
     m.add_function(wrap_pyfunction!(isolation::_isolation_configured, m)?)?;
@@ -298,6 +301,7 @@ pub fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(registry::register_diagnostic_tools, m)?)?;
     m.add_function(wrap_pyfunction!(registry::register_builtin_tools, m)?)?;
     m.add_function(wrap_pyfunction!(_roundtrip, m)?)?;
+    catalog::add_to(m)?;
     #[cfg(feature = "bench")]
     bench::add(m)?;
     m.add("MAX_DEPTH", convert::MAX_DEPTH)?;

@@ -269,8 +269,10 @@ fn tool_spec(
     input_schema: Option<&Bound<'_, PyAny>>,
     output_schema: Option<&Bound<'_, PyAny>>,
     timeout: Option<f64>,
+    schema_as_given: bool,
 ) -> PyResult<ToolSpec> {
     let mut spec = ToolSpec::new(name).description(description);
+    spec.schema_as_given = schema_as_given;
     if let Some(s) = input_schema {
         spec.input_schema = py_to_json(s, "input_schema").py(py)?;
     }
@@ -328,7 +330,8 @@ impl PyRegistry {
     /// Register a Python callable as a tool. The Python package's `tool` decorator derives
     /// the schema and calls this.
     #[pyo3(signature = (func, name, *, description = String::new(), input_schema = None, output_schema = None,
-                        timeout = None, is_async = false, coercer = None, context_param = None, replace = false))]
+                        timeout = None, is_async = false, coercer = None, context_param = None, replace = false,
+                        schema_as_given = false))]
     #[allow(clippy::too_many_arguments)]
     fn register(
         &self,
@@ -343,11 +346,20 @@ impl PyRegistry {
         coercer: Option<Py<PyAny>>,
         context_param: Option<String>,
         replace: bool,
+        schema_as_given: bool,
     ) -> PyResult<()> {
         if !func.bind(py).is_callable() {
             return Err(PyTypeError::new_err("func must be callable"));
         }
-        let spec = tool_spec(py, name, description, input_schema, output_schema, timeout)?;
+        let spec = tool_spec(
+            py,
+            name,
+            description,
+            input_schema,
+            output_schema,
+            timeout,
+            schema_as_given,
+        )?;
         let tool = Arc::new(PyTool::new(spec, func, is_async, coercer, context_param));
         if replace {
             self.inner.replace(tool).py(py)?;
@@ -362,7 +374,7 @@ impl PyRegistry {
     /// schema in this process and calls this.
     #[pyo3(signature = (module, qualname, name, *, description = String::new(), input_schema = None,
                         output_schema = None, timeout = None, is_async = false, context_param = None,
-                        replace = false))]
+                        replace = false, schema_as_given = false))]
     #[allow(clippy::too_many_arguments)]
     fn register_isolated(
         &self,
@@ -377,6 +389,7 @@ impl PyRegistry {
         is_async: bool,
         context_param: Option<String>,
         replace: bool,
+        schema_as_given: bool,
     ) -> PyResult<()> {
         if module.is_empty()
             || module == "__main__"
@@ -391,7 +404,15 @@ impl PyRegistry {
                 )),
             ));
         }
-        let spec = tool_spec(py, name, description, input_schema, output_schema, timeout)?;
+        let spec = tool_spec(
+            py,
+            name,
+            description,
+            input_schema,
+            output_schema,
+            timeout,
+            schema_as_given,
+        )?;
         let pool = crate::worker::global().clone();
         pool.add_preload(&module);
         let target = crate::worker::Target {

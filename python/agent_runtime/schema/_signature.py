@@ -152,12 +152,24 @@ def _is_context_annotation(annotation: Any, context_types: Tuple[type, ...]) -> 
     return False
 
 
+def _mentions_content(tp: Any, depth: int = 0) -> bool:
+    """Whether a return annotation involves rich content (``Image``, ``Audio``,
+    ``EmbeddedResource``, or anything whose class sets ``__agent_runtime_content__``): such a
+    result is content blocks, not structured data, so the tool gets no output schema."""
+    if depth > 16:
+        return False
+    if isinstance(tp, type) and getattr(tp, "__agent_runtime_content__", False):
+        return True
+    return any(_mentions_content(a, depth + 1) for a in getattr(tp, "__args__", None) or () if a is not Ellipsis)
+
+
 def derive_tool_schema(
     fn: Callable[..., Any],
     *,
     description: Optional[str] = None,
     inline_refs: bool = True,
     context_types: Tuple[type, ...] = (),
+    output: bool = True,
 ) -> ToolSignature:
     """Derive the tool description and JSON Schemas (draft 2020-12) of a callable.
 
@@ -198,6 +210,8 @@ def derive_tool_schema(
         description: overrides the description taken from the docstring.
         inline_refs: inline named types instead of using ``$defs``.
         context_types: types that mark the runtime-provided context parameter.
+        output: derive the output schema from the return annotation (off for functions whose
+            result is not a tool result, e.g. resources and prompts: no output schema).
 
     Returns:
         A :class:`ToolSignature`.
@@ -269,22 +283,23 @@ def derive_tool_schema(
 
     output_schema: Optional[Dict[str, Any]] = None
     return_annotation = info.return_annotation
-    if return_annotation is not _EMPTY or "return" in info.hints:
+    if output and (return_annotation is not _EMPTY or "return" in info.hints):
         resolved = _annotation(info, "return", return_annotation)
         if isinstance(resolved, _Unresolved):
             raise TypeError(
                 f"return value of tool {tool!r}: "
                 f"cannot resolve annotation {resolved.text!r} ({resolved.error})"
             )
-        out_builder = _SchemaBuilder(inline_refs, "serialization", info.globalns, info.localns)
-        try:
-            output_schema = dict(out_builder.schema(resolved))
-        except _SchemaError as exc:
-            raise TypeError(f"return value of tool {tool!r}: {exc}") from None
-        if doc.returns:
-            output_schema["description"] = doc.returns
-        if out_builder.defs:
-            output_schema["$defs"] = out_builder.defs
+        if not _mentions_content(resolved):
+            out_builder = _SchemaBuilder(inline_refs, "serialization", info.globalns, info.localns)
+            try:
+                output_schema = dict(out_builder.schema(resolved))
+            except _SchemaError as exc:
+                raise TypeError(f"return value of tool {tool!r}: {exc}") from None
+            if doc.returns:
+                output_schema["description"] = doc.returns
+            if out_builder.defs:
+                output_schema["$defs"] = out_builder.defs
 
     return ToolSignature(
         description=doc.description if description is None else description,
