@@ -212,8 +212,9 @@ def test_sampling_client_error_is_a_tool_error(kind, http_server):
     run(main())
 
 
+@pytest.mark.parametrize("tool", ["peer.sample_slow", "peer.sample_slow_sync"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_tool_timeout_cancels_pending_sampling(kind, http_server):
+def test_tool_timeout_cancels_pending_sampling(kind, tool, http_server):
     cancelled = []
 
     async def on_sample(context, params):
@@ -228,7 +229,7 @@ def test_tool_timeout_cancels_pending_sampling(kind, http_server):
 
     async def main():
         async with legacy_client(kind, http_server, sampling_callback=on_sample) as c:
-            r = await asyncio.wait_for(c.call_tool("peer.sample_slow", {}), 15)
+            r = await asyncio.wait_for(c.call_tool(tool, {}), 15)
             assert r.is_error and text_of(r).startswith("ToolTimeout:"), text_of(r)
             # The server sent notifications/cancelled for the pending request.
             await eventually(lambda: cancelled == ["take your time"], "the client to see the cancellation")
