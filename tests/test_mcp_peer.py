@@ -246,6 +246,7 @@ def test_modern_protocol_has_no_server_to_client_requests(http_server):
         async with Client(http_server.addr, sampling_callback=on_sample) as c:  # 2026-07-28
             r = await asyncio.wait_for(c.call_tool("peer.sample", {"prompt": "x"}), 10)
             assert r.is_error and text_of(r).startswith("NotSupported:"), text_of(r)
+            assert "2026-07-28 has no server-to-client requests" in text_of(r)
 
     run(main())
 

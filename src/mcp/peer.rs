@@ -193,7 +193,9 @@ impl McpPeer {
         let Some(info) = self.peer.peer_info() else {
             return Err(not_supported(
                 kind,
-                "needs a client that initialized a session declaring the capability (this one did not)",
+                "is not available on this connection: it needs a session opened with the \
+                 initialize handshake (protocol 2025-11-25 or earlier; 2026-07-28 has no \
+                 server-to-client requests)",
             ));
         };
         let caps = &info.capabilities;
