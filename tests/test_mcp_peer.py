@@ -280,7 +280,7 @@ def test_sampling_arguments_are_checked():
         else:
             ctx.sample_sync("x", max_tokens=5)  # on the event loop: refused, not a stall
 
-    with pytest.raises(ValueError, match="max_tokens must be a positive int"):
+    with pytest.raises(ValueError, match="max_tokens must be an int from 1 to"):
         agent_runtime.call("mcpa.badsample", {"case": 0})
     with pytest.raises(TypeError, match="non-empty list"):
         agent_runtime.call("mcpa.badsample", {"case": 1})
