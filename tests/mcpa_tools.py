@@ -106,6 +106,13 @@ async def sample_slow(ctx: Context) -> str:
     return r.text or ""
 
 
+@agent_runtime.tool(name="peer.sample_slow_sync", timeout=0.5)
+def sample_slow_sync(ctx: Context) -> str:
+    """`sample_slow` from a sync tool: its thread is blocked in the request until the timeout."""
+    r = ctx.sample_sync("take your time", max_tokens=5)
+    return r.text or ""
+
+
 class Person(TypedDict):
     name: str
     age: int

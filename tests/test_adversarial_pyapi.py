@@ -157,6 +157,25 @@ def progress_in_tool(value: float, which: str) -> Any:
     return r.call("reporter", on_progress=lambda *a: seen.append(a))
 
 
+def sample_in_tool(value: Any, which: str, sync: bool) -> Any:
+    """ctx.sample / ctx.sample_sync with a hostile max_tokens or temperature. A value that passes
+    the checks reaches the request, which a Python caller cannot answer (NotSupported)."""
+    r = Registry()
+    kw: Dict[str, Any] = {"max_tokens": 5, which: value}
+
+    def sampler_sync(ctx: agent_runtime.Context) -> Any:
+        return ctx.sample_sync("hi", **kw)
+
+    async def sampler(ctx: agent_runtime.Context) -> Any:
+        return await ctx.sample("hi", **kw)
+
+    r.tool(sampler_sync if sync else sampler, name="sampler")
+    try:
+        return r.call("sampler")
+    except agent_runtime.NotSupported:
+        return "accepted"
+
+
 def register_with_timeout(value: float) -> Any:
     r = Registry()
     r.register(lambda: None, "t", timeout=value)
@@ -245,6 +264,10 @@ def cases(reg: Registry, grpc_server: ServerProcess) -> Dict[str, Callable[[Any]
         "Registry.register_isolated.timeout": register_isolated_with_timeout,
         "Task.result.timeout": lambda v: task_result(reg, v),
         "Context.progress.done": lambda v: progress_in_tool(v, "done"),
+        "Context.sample.max_tokens": lambda v: sample_in_tool(v, "max_tokens", False),
+        "Context.sample.temperature": lambda v: sample_in_tool(v, "temperature", False),
+        "Context.sample_sync.max_tokens": lambda v: sample_in_tool(v, "max_tokens", True),
+        "Context.sample_sync.temperature": lambda v: sample_in_tool(v, "temperature", True),
         "Context.progress.total": lambda v: progress_in_tool(v, "total"),
         "grpc.Client.timeout": lambda v: grpc_client_call(grpc_server, v),
     }

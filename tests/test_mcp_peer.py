@@ -212,8 +212,9 @@ def test_sampling_client_error_is_a_tool_error(kind, http_server):
     run(main())
 
 
+@pytest.mark.parametrize("tool", ["peer.sample_slow", "peer.sample_slow_sync"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_tool_timeout_cancels_pending_sampling(kind, http_server):
+def test_tool_timeout_cancels_pending_sampling(kind, tool, http_server):
     cancelled = []
 
     async def on_sample(context, params):
@@ -228,7 +229,7 @@ def test_tool_timeout_cancels_pending_sampling(kind, http_server):
 
     async def main():
         async with legacy_client(kind, http_server, sampling_callback=on_sample) as c:
-            r = await asyncio.wait_for(c.call_tool("peer.sample_slow", {}), 15)
+            r = await asyncio.wait_for(c.call_tool(tool, {}), 15)
             assert r.is_error and text_of(r).startswith("ToolTimeout:"), text_of(r)
             # The server sent notifications/cancelled for the pending request.
             await eventually(lambda: cancelled == ["take your time"], "the client to see the cancellation")
@@ -245,6 +246,7 @@ def test_modern_protocol_has_no_server_to_client_requests(http_server):
         async with Client(http_server.addr, sampling_callback=on_sample) as c:  # 2026-07-28
             r = await asyncio.wait_for(c.call_tool("peer.sample", {"prompt": "x"}), 10)
             assert r.is_error and text_of(r).startswith("NotSupported:"), text_of(r)
+            assert "2026-07-28 has no server-to-client requests" in text_of(r)
 
     run(main())
 
@@ -278,7 +280,7 @@ def test_sampling_arguments_are_checked():
         else:
             ctx.sample_sync("x", max_tokens=5)  # on the event loop: refused, not a stall
 
-    with pytest.raises(ValueError, match="max_tokens must be a positive int"):
+    with pytest.raises(ValueError, match="max_tokens must be an int from 1 to"):
         agent_runtime.call("mcpa.badsample", {"case": 0})
     with pytest.raises(TypeError, match="non-empty list"):
         agent_runtime.call("mcpa.badsample", {"case": 1})

@@ -7,6 +7,7 @@ Python objects.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from .content import Audio, Content, Image, Message, content_from_json
@@ -14,6 +15,7 @@ from .content import Audio, Content, Image, Message, content_from_json
 __all__ = ["SamplingResult", "elicit_params", "elicit_result", "sample_params", "sample_result"]
 
 _ACTIONS = ("accept", "decline", "cancel")
+_MAX_TOKENS = 2**31 - 1
 
 
 class SamplingResult:
@@ -81,8 +83,8 @@ def sample_params(
     system_prompt: Any = None,
     temperature: Any = None,
 ) -> Dict[str, Any]:
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise ValueError(f"max_tokens must be a positive int, not {max_tokens!r}")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= _MAX_TOKENS:
+        raise ValueError(f"max_tokens must be an int from 1 to {_MAX_TOKENS}, not {max_tokens!r}")
     params: Dict[str, Any] = {"messages": _messages(messages), "maxTokens": max_tokens}
     if system_prompt is not None:
         if not isinstance(system_prompt, str):
@@ -91,6 +93,8 @@ def sample_params(
     if temperature is not None:
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
             raise TypeError(f"temperature must be a number, not {type(temperature).__name__}")
+        if not math.isfinite(temperature):
+            raise ValueError(f"temperature must be a finite number, not {temperature!r}")
         params["temperature"] = float(temperature)
     return params
 

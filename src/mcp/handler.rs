@@ -75,17 +75,15 @@ impl McpServer {
         // The client as this call's peer: logs, progress, sampling and elicitation requests.
         // Log level: what the session set (`logging/setLevel`), or what a 2026-07-28 request
         // opted in to in its `_meta` (nothing without it).
+        let modern = cx
+            .protocol_version()
+            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
         #[allow(deprecated)]
         let level = match cx.meta.log_level() {
-            None if !cx
-                .protocol_version()
-                .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28) =>
-            {
-                self.log_level.clone()
-            }
+            None if !modern => self.log_level.clone(),
             requested => SessionLogLevel::per_request(requested),
         };
-        let (peer, mut outbound) = McpPeer::new(&req.name, cx.peer.clone(), level);
+        let (peer, mut outbound) = McpPeer::new(&req.name, cx.peer.clone(), level, modern);
         let mut ctx = CallContext::new().with_peer(Some(peer.clone() as Arc<dyn CallPeer>));
         // Progress and logs go out through one channel (in order, off the tool's thread);
         // before the result is returned it is flushed, so every report precedes the response

@@ -12,8 +12,14 @@
 //! Every incoming message is checked ([`jsonrpc`]) before rmcp sees it: malformed input gets
 //! the JSON-RPC error naming the problem, on both transports.
 //!
+//! A tool's `ctx.log` becomes `notifications/message` (honouring `logging/setLevel`), and
+//! `ctx.sample` / `ctx.elicit` become `sampling/createMessage` / `elicitation/create` requests
+//! to the client (`peer`). Results holding `Image` / `Audio` / `EmbeddedResource` become content
+//! blocks; error results never carry `structuredContent` (`content`).
+//!
 //! Files: `handler` (the server), `jsonrpc` (message checks), `stdio`, `http` (+ `access`:
-//! Host/Origin rules), `schema` (tool schemas as MCP clients want them).
+//! Host/Origin rules), `schema` (tool schemas as MCP clients want them), `content` (results as
+//! content blocks, error results), `peer` (the client as a call's `CallPeer`).
 
 mod access;
 mod catalog;

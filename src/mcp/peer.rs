@@ -112,6 +112,8 @@ pub struct McpPeer {
     rt: tokio::runtime::Handle,
     forward: OnceLock<mpsc::Sender<Forward>>,
     outbound: mpsc::UnboundedSender<Outbound>,
+    /// The request speaks protocol 2026-07-28 or later (no server-to-client requests).
+    modern: bool,
 }
 
 impl McpPeer {
@@ -120,6 +122,7 @@ impl McpPeer {
         tool: &str,
         peer: Peer<RoleServer>,
         level: SessionLogLevel,
+        modern: bool,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Outbound>) {
         let (outbound, rx) = mpsc::unbounded_channel();
         let p = McpPeer {
@@ -129,6 +132,7 @@ impl McpPeer {
             rt: tokio::runtime::Handle::current(),
             forward: OnceLock::new(),
             outbound,
+            modern,
         };
         (Arc::new(p), rx)
     }
@@ -190,10 +194,13 @@ impl McpPeer {
     }
 
     fn capable(&self, kind: PeerRequest) -> std::result::Result<(), Error> {
-        let Some(info) = self.peer.peer_info() else {
+        let info = self.peer.peer_info().filter(|_| !self.modern);
+        let Some(info) = info else {
             return Err(not_supported(
                 kind,
-                "needs a client that initialized a session declaring the capability (this one did not)",
+                "is not available on this connection: it needs a session opened with the \
+                 initialize handshake (protocol 2025-11-25 or earlier; 2026-07-28 has no \
+                 server-to-client requests)",
             ));
         };
         let caps = &info.capabilities;
