@@ -1,5 +1,9 @@
 //! What every network transport shares: the exposure policy (loopback unless allowed, then a
-//! token), bearer-token checks and the shutdown signal. Transports use this, not each other.
+//! token), bearer-token checks, the shutdown signal, health/readiness ([`health`]) and the drain
+//! ([`drain`]). Transports use this, not each other.
+
+pub mod drain;
+pub mod health;
 
 use std::net::SocketAddr;
 
