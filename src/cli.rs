@@ -118,7 +118,7 @@ struct ServeArgs {
     /// MCP HTTP without sessions: every POST self-contained (JSON answer), so any replica
     /// behind a load balancer answers any request; listen streams and resumption are refused
     #[cfg(feature = "mcp")]
-    #[arg(long)]
+    #[arg(long, requires = "mcp_http")]
     mcp_stateless: bool,
     /// Extra `Host` header value the MCP HTTP server accepts (repeatable; loopback names always are)
     #[cfg(feature = "mcp")]

@@ -149,12 +149,18 @@ def test_health_readiness_and_drain_on_sigterm(replicas):
 
     assert grpc_status() == health_pb2.HealthCheckResponse.SERVING
     client = Client(r.grpc_addr, token="s3cret")
-    slow = concurrent.futures.ThreadPoolExecutor(1).submit(
-        client.run_tool, "scale.record", {"call_id": "slow", "sleep": 3.0}
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+    slow = pool.submit(client.run_tool, "scale.record", {"call_id": "slow", "sleep": 3.0})
+    call = {"name": "scale.record", "arguments": {"call_id": "slow-mcp", "sleep": 3.0}}
+    slow_mcp = pool.submit(
+        post,
+        r.mcp_url,
+        {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": call},
+        {"authorization": "Bearer s3cret"},
     )
     deadline = time.monotonic() + 10
-    while "slow" not in r.executions():
-        assert time.monotonic() < deadline, "the slow call never started"
+    while not {"slow", "slow-mcp"} <= set(r.executions()):
+        assert time.monotonic() < deadline, "the slow calls never started"
         time.sleep(0.02)
     r.server.proc.send_signal(signal.SIGTERM)
     # Not ready first (both transports), while still alive and still serving new calls.
@@ -167,10 +173,14 @@ def test_health_readiness_and_drain_on_sigterm(replicas):
     assert grpc_status() == health_pb2.HealthCheckResponse.NOT_SERVING
     assert get(url + "/healthz")[0] == 200
     assert client.run_tool("scale.record", {"call_id": "during-grace"})["id"] == "during-grace"
-    # The call in flight finishes; the process then exits cleanly.
+    # The calls in flight finish (the grace is shorter than them); then the process exits.
     assert slow.result(30) == {"replica": "0", "id": "slow"}
+    status, _, body = slow_mcp.result(30)
+    assert status == 200, body
+    assert json.loads(body)["result"]["structuredContent"] == {"replica": "0", "id": "slow-mcp"}
     assert r.server.proc.wait(30) == 0, "".join(r.server.lines)
-    assert sorted(r.executions()) == ["during-grace", "slow"]
+    assert sorted(r.executions()) == ["during-grace", "slow", "slow-mcp"]
+    pool.shutdown()
     ch.close()
     client.close()
 
