@@ -117,7 +117,9 @@ async fn a_call_lost_mid_flight_is_not_resent() {
     let acc = accepted.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
             acc.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 // Read until the request's bytes arrived (preface, settings, headers, data),
@@ -140,7 +142,11 @@ async fn a_call_lost_mid_flight_is_not_resent() {
         Err(ClientError::Status(s)) => assert!(!not_started(&s), "{s:?}"),
         other => panic!("the lost call must fail, got {other:?}"),
     }
-    assert_eq!(good.ran.load(Ordering::SeqCst), 0, "re-sent to the other replica");
+    assert_eq!(
+        good.ran.load(Ordering::SeqCst),
+        0,
+        "re-sent to the other replica"
+    );
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
     // The next call goes to the healthy replica and succeeds.
     assert_eq!(c.run_tool("who", &json!({})).await.unwrap(), json!(1));

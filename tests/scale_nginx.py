@@ -112,7 +112,9 @@ class Nginx:
                 )
             )
         self.error_log = os.path.join(tmp, "error.log")
-        self.proc = subprocess.Popen([binary, "-p", tmp, "-c", conf, "-e", self.error_log], stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [binary, "-p", tmp, "-c", conf, "-e", self.error_log], stderr=subprocess.PIPE
+        )
         try:
             wait_port(self.grpc_port)
             wait_port(self.mcp_port)
@@ -151,7 +153,17 @@ class Replica:
     def __init__(self, index: int, log: str, extra: Sequence[str] = ()) -> None:
         self.index = index
         self.log = log
-        args = ["--import", "scale_tools", "serve", "--grpc", "127.0.0.1:0", "--mcp-http", "127.0.0.1:0", "--mcp-stateless", *extra]
+        args = [
+            "--import",
+            "scale_tools",
+            "serve",
+            "--grpc",
+            "127.0.0.1:0",
+            "--mcp-http",
+            "127.0.0.1:0",
+            "--mcp-stateless",
+            *extra,
+        ]
         self.server = ServerProcess(args, env={"SCALE_REPLICA": str(index), "SCALE_LOG": log})
         self.grpc_addr = self._addr("gRPC")
         self.mcp_url = self._addr("MCP")

@@ -17,8 +17,8 @@ import pytest
 
 grpc = pytest.importorskip("grpc", reason="the gRPC tests need grpcio")
 
-from agent_runtime.grpc import Client, not_started  # noqa: E402
-from scale_nginx import LOST_MESSAGE, Nginx, Replica, nginx_binary  # noqa: E402
+from agent_runtime.grpc import Client, not_started
+from scale_nginx import LOST_MESSAGE, Nginx, Replica, nginx_binary
 
 MCP_HEADERS = {
     "accept": "application/json, text/event-stream",
@@ -42,7 +42,9 @@ def replicas(tmp_path):
             r.stop()
 
 
-def post(url: str, message: dict, headers: Optional[Dict[str, str]] = None) -> Tuple[int, Dict[str, str], bytes]:
+def post(
+    url: str, message: dict, headers: Optional[Dict[str, str]] = None
+) -> Tuple[int, Dict[str, str], bytes]:
     req = urllib.request.Request(url, data=json.dumps(message).encode(), method="POST")
     for k, v in {**MCP_HEADERS, **(headers or {})}.items():
         req.add_header(k, v)
@@ -71,7 +73,11 @@ def test_stateless_mcp_any_replica_answers_any_request(replicas):
         "jsonrpc": "2.0",
         "id": 1,
         "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"},
+        },
     }
     status, headers, body = post(a.mcp_url, init)
     assert status == 200, body
@@ -226,7 +232,9 @@ def run_load(
     return ok, failed
 
 
-def check_exactly_once(all_replicas: List[Replica], ok: Dict[str, str], failed: Dict[str, BaseException], killed: Replica):
+def check_exactly_once(
+    all_replicas: List[Replica], ok: Dict[str, str], failed: Dict[str, BaseException], killed: Replica
+):
     runs: collections.Counter = collections.Counter()
     where: Dict[str, str] = {}
     for r in all_replicas:
@@ -264,7 +272,9 @@ def test_python_client_fails_over_when_one_of_three_is_killed(replicas):
     assert all(counts[str(r.index)] > 50 for r in rs), counts
     check_exactly_once(rs, ok, failed, victim)
     assert dict(client.endpoints)[victim.grpc_addr] is False
-    print(f"\ndirect: {len(ok)} ok, {len(failed)} failed in flight on the killed replica; per replica {dict(counts)}")
+    print(
+        f"\ndirect: {len(ok)} ok, {len(failed)} failed in flight on the killed replica; per replica {dict(counts)}"
+    )
     client.close()
 
 

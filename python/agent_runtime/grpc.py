@@ -122,7 +122,9 @@ class _Endpoint:
         self.address = address
         self.channel = grpc.insecure_channel(address)
         self.calls = {
-            name: self.channel.unary_unary(_SERVICE + name, request_serializer=_identity, response_deserializer=_identity)
+            name: self.channel.unary_unary(
+                _SERVICE + name, request_serializer=_identity, response_deserializer=_identity
+            )
             for name in ("RunScript", "RunFunction", "RunTool")
         }
         self.down_until = 0.0

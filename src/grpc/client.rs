@@ -155,9 +155,13 @@ impl Client {
             });
         }
         if replicas.is_empty() {
-            return Err(ClientError::Connect("connect_many needs at least one address".into()));
+            return Err(ClientError::Connect(
+                "connect_many needs at least one address".into(),
+            ));
         }
-        let retries = u32::try_from(replicas.len()).unwrap_or(u32::MAX).saturating_add(2);
+        let retries = u32::try_from(replicas.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(2);
         Ok(Client {
             replicas: replicas.into(),
             next: Arc::new(AtomicUsize::new(0)),
@@ -261,7 +265,10 @@ impl Client {
                     // Another replica that is up: at once. Otherwise exponential backoff from
                     // 100 ms, capped at 5 s (any retry count is safe).
                     if self.replicas.len() == 1
-                        || self.replicas.iter().all(|r| r.down_until(Instant::now()).is_some())
+                        || self
+                            .replicas
+                            .iter()
+                            .all(|r| r.down_until(Instant::now()).is_some())
                     {
                         let ms = 50u64
                             .saturating_mul(2u64.saturating_pow(attempt))
@@ -271,8 +278,7 @@ impl Client {
                 }
                 r => {
                     // Any answer (even an error status) means the endpoint is up.
-                    if !matches!(&r, Err(ClientError::Status(s)) if s.code() == Code::Unavailable)
-                    {
+                    if !matches!(&r, Err(ClientError::Status(s)) if s.code() == Code::Unavailable) {
                         replica.mark_up();
                     }
                     return r;

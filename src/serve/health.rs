@@ -91,6 +91,7 @@ impl Readiness {
 }
 
 /// Paths the health router answers; an MCP endpoint path may not shadow them.
+#[cfg(feature = "mcp")]
 pub const PATHS: [&str; 2] = ["/healthz", "/readyz"];
 
 /// `GET /healthz`: 200 while the process serves HTTP at all. `GET /readyz`: 200 `ready`, or 503
@@ -165,7 +166,8 @@ mod tests {
         let get = |path: &'static str| async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let req = format!("GET {path} HTTP/1.1\r\nHost: 10.0.0.7:8000\r\nConnection: close\r\n\r\n");
+            let req =
+                format!("GET {path} HTTP/1.1\r\nHost: 10.0.0.7:8000\r\nConnection: close\r\n\r\n");
             s.write_all(req.as_bytes()).await.unwrap();
             let mut out = String::new();
             s.read_to_string(&mut out).await.unwrap();
