@@ -164,7 +164,10 @@ class Replica:
             "--mcp-stateless",
             *extra,
         ]
-        self.server = ServerProcess(args, env={"SCALE_REPLICA": str(index), "SCALE_LOG": log})
+        env = {"SCALE_REPLICA": str(index)}
+        if log:  # "" (the benchmark): no execution log
+            env["SCALE_LOG"] = log
+        self.server = ServerProcess(args, env=env)
         self.grpc_addr = self._addr("gRPC")
         self.mcp_url = self._addr("MCP")
 
@@ -179,6 +182,8 @@ class Replica:
         return self.mcp_url.split("://", 1)[1].split("/", 1)[0]
 
     def executions(self) -> List[str]:
+        if not self.log:
+            return []
         try:
             with open(self.log) as f:
                 return f.read().split()
