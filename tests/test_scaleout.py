@@ -353,3 +353,45 @@ def test_nginx_stateless_mcp_with_the_official_client(replicas, tmp_path):
         assert get(f"http://127.0.0.1:{lb.mcp_port}/readyz")[0] == 200
     finally:
         lb.stop()
+
+
+def test_bad_scale_flags_are_usage_errors():
+    import subprocess
+    import sys
+
+    from servers import HERE, server_env
+
+    def run(*args: str) -> "subprocess.CompletedProcess[str]":
+        return subprocess.run(
+            [sys.executable, "-m", "agent_runtime", "serve", *args],
+            capture_output=True,
+            text=True,
+            env=server_env(),
+            cwd=HERE,
+            timeout=60,
+        )
+
+    p = run("--mcp-http", "127.0.0.1:0", "--mcp-path", "/readyz")
+    assert p.returncode == 2 and "--mcp-path" in p.stderr and "/readyz" in p.stderr, p.stderr
+    p = run("--grpc", "127.0.0.1:0", "--drain-grace", "-1")
+    assert p.returncode == 2 and "drain grace" in p.stderr, p.stderr
+    p = run("--grpc", "127.0.0.1:0", "--mcp-stateless")
+    assert p.returncode == 2 and "--mcp-http" in p.stderr, p.stderr
+
+
+def test_readyz_waits_for_the_isolation_pool():
+    from servers import ServerProcess
+
+    s = ServerProcess(["--isolate", "iso_tools", "serve", "--mcp-http", "127.0.0.1:0"])
+    try:
+        url = base(s.addr)
+        first = get(url + "/readyz")
+        # Ready once a warm worker is up (it may already be); until then 503 naming the pool.
+        assert first[0] == 200 or "isolation pool" in first[1], first
+        deadline = time.monotonic() + 60
+        while get(url + "/readyz")[0] != 200:
+            assert time.monotonic() < deadline, get(url + "/readyz")
+            time.sleep(0.05)
+        assert get(url + "/healthz")[0] == 200
+    finally:
+        assert s.stop() == 0, "".join(s.lines)
