@@ -131,8 +131,13 @@ pub async fn serve_http(
     });
     let in_flight = guard.in_flight.clone();
     let readiness = http.readiness.clone();
-    let app = axum::Router::new()
-        .nest_service(&http.path, service)
+    // axum cannot nest at the root: there the service is the fallback (the health routes win).
+    let app = if http.path == "/" {
+        axum::Router::new().fallback_service(service)
+    } else {
+        axum::Router::new().nest_service(&http.path, service)
+    };
+    let app = app
         .layer(axum::middleware::from_fn_with_state(guard, guard_request))
         .merge(crate::serve::health::router(http.readiness));
     on_bound(bound);
