@@ -364,6 +364,7 @@ def test_bad_scale_flags_are_usage_errors():
     def run(*args: str) -> "subprocess.CompletedProcess[str]":
         return subprocess.run(
             [sys.executable, "-m", "agent_runtime", "serve", *args],
+            check=False,
             capture_output=True,
             text=True,
             env=server_env(),
