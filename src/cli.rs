@@ -115,6 +115,11 @@ struct ServeArgs {
     #[cfg(feature = "mcp")]
     #[arg(long, default_value = "/mcp")]
     mcp_path: String,
+    /// MCP HTTP without sessions: every POST self-contained (JSON answer), so any replica
+    /// behind a load balancer answers any request; listen streams and resumption are refused
+    #[cfg(feature = "mcp")]
+    #[arg(long, requires = "mcp_http")]
+    mcp_stateless: bool,
     /// Extra `Host` header value the MCP HTTP server accepts (repeatable; loopback names always are)
     #[cfg(feature = "mcp")]
     #[arg(long = "mcp-allowed-host", value_name = "HOST[:PORT]")]
@@ -137,6 +142,53 @@ struct ServeArgs {
     /// Largest request message (gRPC message, MCP HTTP body or stdio line), bytes
     #[arg(long, default_value_t = 4 * 1024 * 1024, value_parser = positive_size, allow_hyphen_values = true)]
     max_message_size: usize,
+    /// On SIGTERM/SIGINT, report not ready (`/readyz` 503, gRPC health NOT_SERVING) and keep
+    /// serving this many seconds so load balancers route elsewhere; then stop accepting and
+    /// let in-flight calls finish. A second signal ends the grace early.
+    #[arg(long, value_name = "SECONDS", default_value = "0", value_parser = grace_secs, allow_hyphen_values = true)]
+    drain_grace: Duration,
+}
+
+/// `--drain-grace`: a non-negative number of seconds.
+#[cfg(any(feature = "grpc", feature = "mcp"))]
+fn grace_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    crate::core::duration::from_secs("the drain grace", secs)
+}
+
+/// What `/readyz` checks: every plugin imported, the isolation pool's warm workers up.
+#[cfg(any(feature = "grpc", feature = "mcp"))]
+fn readiness(plugin_errors: Vec<String>) -> crate::serve::health::Readiness {
+    let r = crate::serve::health::Readiness::new();
+    r.add_check("plugins", move || {
+        if plugin_errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("failed to load: {}", plugin_errors.join(", ")))
+        }
+    });
+    let pool = crate::worker::global();
+    if pool.config().program.is_some() {
+        pool.warm();
+    }
+    r.add_check("isolation pool", || {
+        let pool = crate::worker::global();
+        let cfg = pool.config();
+        let want = cfg.min_workers.min(cfg.size);
+        if cfg.program.is_none() || want == 0 {
+            return Ok(());
+        }
+        let up = pool.stats().workers.iter().filter(|w| !w.retiring).count();
+        if up >= 1 {
+            Ok(())
+        } else {
+            Err(format!("0 of {want} warm worker(s) up"))
+        }
+    });
+    r
 }
 
 /// `--timeout`: a positive number of seconds (NaN, negative and zero are usage errors); `inf`
@@ -244,12 +296,14 @@ fn parse_addr(flag: &str, addr: &str) -> Result<std::net::SocketAddr, Error> {
 /// Run every requested server on the runtime until a signal arrives or one of them ends (an
 /// MCP stdio client closing stdin ends the process); then stop them all.
 #[cfg(any(feature = "grpc", feature = "mcp"))]
-fn serve(a: ServeArgs) -> Result<(), Error> {
+fn serve(a: ServeArgs, plugin_errors: Vec<String>) -> Result<(), Error> {
     use futures::future::BoxFuture;
     use futures::FutureExt;
     use tokio_util::sync::CancellationToken;
 
     let stop = CancellationToken::new();
+    // The registry is loaded by now (imports done); the rest is checked per probe.
+    let ready = readiness(plugin_errors);
     let mut servers: Vec<BoxFuture<'static, Result<(), Error>>> = Vec::new();
     #[cfg(feature = "grpc")]
     if let Some(addr) = &a.grpc {
@@ -258,6 +312,7 @@ fn serve(a: ServeArgs) -> Result<(), Error> {
             allow_remote: a.allow_remote,
             token: a.token.clone(),
             max_message_size: a.max_message_size,
+            readiness: ready.clone(),
         };
         crate::grpc::check_exposure(&opts)?;
         let ops: Arc<dyn crate::core::HostOps> = Arc::new(host::PyHostOps);
@@ -288,6 +343,8 @@ fn serve(a: ServeArgs) -> Result<(), Error> {
                 allowed_hosts: a.mcp_allowed_hosts.clone(),
                 allowed_origins: a.mcp_allowed_origins.clone(),
                 max_body_bytes: a.max_message_size,
+                stateless: a.mcp_stateless,
+                readiness: ready.clone(),
             };
             crate::serve::check_exposure(http.addr, http.allow_remote, http.token.as_deref())?;
             let path = http.path.clone();
@@ -328,8 +385,9 @@ fn serve(a: ServeArgs) -> Result<(), Error> {
     }
     runtime::block_on(async move {
         let stopper = stop.clone();
+        let grace = a.drain_grace;
         let signal = tokio::spawn(async move {
-            crate::serve::shutdown_signal().await;
+            crate::serve::drain::after_grace(&ready, grace, crate::serve::shutdown_signal).await;
             stopper.cancel();
         });
         // Each server runs as its own task; the first to end (or fail) stops the rest.
@@ -451,7 +509,14 @@ pub fn run(argv: Vec<String>) -> i32 {
             runtime::block_on(host::run_script(&script, &args)).map(out)
         }
         #[cfg(any(feature = "grpc", feature = "mcp"))]
-        Command::Serve(a) => serve(a),
+        Command::Serve(a) => serve(
+            a,
+            h.plugins()
+                .iter()
+                .filter(|p| p.error.is_some())
+                .map(|p| p.name.clone())
+                .collect(),
+        ),
     };
     match result {
         Ok(()) => 0,

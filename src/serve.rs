@@ -1,5 +1,14 @@
 //! What every network transport shares: the exposure policy (loopback unless allowed, then a
-//! token), bearer-token checks and the shutdown signal. Transports use this, not each other.
+//! token), bearer-token checks, the shutdown signal, health/readiness ([`health`]) and the drain
+//! ([`drain`]). Transports use this, not each other.
+
+// Which parts are used depends on the features (HTTP transports, the CLI).
+#[cfg_attr(
+    not(all(feature = "python", feature = "mcp")),
+    allow(dead_code, unused_imports)
+)]
+pub mod drain;
+pub mod health;
 
 use std::net::SocketAddr;
 

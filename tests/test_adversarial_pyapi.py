@@ -235,6 +235,11 @@ def grpc_client_call(server: ServerProcess, value: float) -> Any:
         assert c.run_tool("add", {"a": 1, "b": 2}) == 3
 
 
+def grpc_client_retries(server: ServerProcess, value: Any) -> Any:
+    with agent_runtime.grpc.Client([server.addr], retries=value) as c:
+        assert c.run_tool("add", {"a": 1, "b": 2}) == 3
+
+
 def swerex_runtime(value: float) -> Any:
     rt = swerex_mod.RustRuntime(interrupt_timeout=value)
     return run(rt.close())
@@ -270,6 +275,7 @@ def cases(reg: Registry, grpc_server: ServerProcess) -> Dict[str, Callable[[Any]
         "Context.sample_sync.temperature": lambda v: sample_in_tool(v, "temperature", True),
         "Context.progress.total": lambda v: progress_in_tool(v, "total"),
         "grpc.Client.timeout": lambda v: grpc_client_call(grpc_server, v),
+        "grpc.Client.retries": lambda v: grpc_client_retries(grpc_server, v),
     }
     if swerex_mod is not None:
         c["swerex.RustRuntime.interrupt_timeout"] = swerex_runtime

@@ -1,7 +1,18 @@
 //! Rust client of `python.PythonService`, mirroring the design note's Go client: `run_tool`,
 //! `run_function`, `run_script`, with a per-call timeout and retries of UNAVAILABLE.
+//!
+//! [`Client::connect_many`] spreads calls over several replicas (round robin) with passive
+//! health: an endpoint that could not take a call is skipped for a backoff that doubles while
+//! it stays down. A call is retried (on the next endpoint) only when it certainly did not start
+//! ([`not_started`]): the connection could not be made, the server refused the stream, or the
+//! server itself answered UNAVAILABLE. A connection lost while the call was out may have run
+//! it, so that failure is returned, never re-sent (the rule `WorkerCrashed` follows).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
@@ -36,10 +47,73 @@ fn endpoint(addr: &str) -> Result<Endpoint, ClientError> {
         .tcp_nodelay(true))
 }
 
-/// A connection to an agent-runtime (or any PythonService) server.
+/// One server of a [`Client`], with its passive health.
+struct Replica {
+    addr: String,
+    stub: PythonServiceClient<Channel>,
+    /// Skipped until then after it failed to take a call; the backoff doubles while it stays down.
+    down: Mutex<Option<(Instant, Duration)>>,
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+impl Replica {
+    fn mark_down(&self) {
+        let mut d = self.down.lock();
+        let backoff = d.map_or(BACKOFF_MIN, |(_, b)| (b * 2).min(BACKOFF_MAX));
+        *d = Some((Instant::now() + backoff, backoff));
+        log::debug!("gRPC endpoint {} down for {backoff:?}", self.addr);
+    }
+
+    fn mark_up(&self) {
+        let mut d = self.down.lock();
+        if d.is_some() {
+            *d = None;
+        }
+    }
+
+    /// `None` when up (or its backoff passed: worth a try), else when it will be.
+    fn down_until(&self, now: Instant) -> Option<Instant> {
+        self.down.lock().map(|(t, _)| t).filter(|t| *t > now)
+    }
+}
+
+/// Whether a failed call certainly never reached a tool: UNAVAILABLE that the server (or a
+/// proxy) answered itself, a refused stream or a stream the server's GOAWAY left unprocessed,
+/// or a connection that could not be made. A connection lost mid-call may have run the call:
+/// not retried.
+pub fn not_started(s: &Status) -> bool {
+    if s.code() != Code::Unavailable {
+        return false;
+    }
+    let Some(mut err) = std::error::Error::source(s) else {
+        return true; // a status the peer sent
+    };
+    loop {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+                || (h2.is_go_away() && h2.is_remote());
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return matches!(
+                io.kind(),
+                ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable
+            );
+        }
+        match err.source() {
+            Some(next) => err = next,
+            None => return false,
+        }
+    }
+}
+
+/// A connection to one agent-runtime (or any PythonService) server, or to several replicas.
 #[derive(Clone)]
 pub struct Client {
-    inner: PythonServiceClient<Channel>,
+    replicas: Arc<[Replica]>,
+    next: Arc<AtomicUsize>,
     token: Option<String>,
     timeout: Option<Duration>,
     retries: u32,
@@ -61,13 +135,83 @@ impl Client {
         Ok(Client::over(endpoint(addr)?.connect_lazy()))
     }
 
+    /// A client of several replicas of one service (`host:port` or URLs): calls go round robin
+    /// over the endpoints that are up; one that cannot take a call is skipped for a while and
+    /// the call goes to the next (only when it certainly did not start, see [`not_started`]).
+    /// Connects lazily: an endpoint down now is tried again later. Retries default to one per
+    /// endpoint plus 2.
+    pub fn connect_many<I, S>(addrs: I) -> Result<Client, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut replicas = Vec::new();
+        for a in addrs {
+            let a = a.as_ref();
+            replicas.push(Replica {
+                addr: a.to_string(),
+                stub: PythonServiceClient::new(endpoint(a)?.connect_lazy()),
+                down: Mutex::new(None),
+            });
+        }
+        if replicas.is_empty() {
+            return Err(ClientError::Connect(
+                "connect_many needs at least one address".into(),
+            ));
+        }
+        let retries = u32::try_from(replicas.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(2);
+        Ok(Client {
+            replicas: replicas.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+            token: None,
+            timeout: None,
+            retries,
+        })
+    }
+
     fn over(ch: Channel) -> Client {
         Client {
-            inner: PythonServiceClient::new(ch),
+            replicas: Arc::new([Replica {
+                addr: String::new(),
+                stub: PythonServiceClient::new(ch),
+                down: Mutex::new(None),
+            }]),
+            next: Arc::new(AtomicUsize::new(0)),
             token: None,
             timeout: None,
             retries: 3,
         }
+    }
+
+    /// The endpoints' addresses and whether each is currently up (not in a backoff).
+    pub fn endpoints(&self) -> Vec<(String, bool)> {
+        let now = Instant::now();
+        self.replicas
+            .iter()
+            .map(|r| (r.addr.clone(), r.down_until(now).is_none()))
+            .collect()
+    }
+
+    /// The next replica round robin, skipping those in a backoff (all down: the one up soonest).
+    fn pick(&self) -> &Replica {
+        let n = self.replicas.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let mut soonest: Option<(Instant, usize)> = None;
+        for k in 0..n {
+            let i = start.wrapping_add(k) % n;
+            match self.replicas[i].down_until(now) {
+                None => return &self.replicas[i],
+                Some(t) => {
+                    if soonest.is_none_or(|(s, _)| t < s) {
+                        soonest = Some((t, i));
+                    }
+                }
+            }
+        }
+        &self.replicas[soonest.map_or(start % n, |(_, i)| i)]
     }
 
     /// Send `authorization: Bearer <token>` with every call.
@@ -82,7 +226,8 @@ impl Client {
         self
     }
 
-    /// How many times to retry a call that failed with UNAVAILABLE (default 3).
+    /// How many times to retry a call that failed with UNAVAILABLE before it started (default
+    /// 3; with [`Client::connect_many`], the number of endpoints plus 2).
     pub fn with_retries(mut self, n: u32) -> Self {
         self.retries = n;
         self
@@ -109,18 +254,35 @@ impl Client {
     {
         let mut attempt = 0;
         loop {
-            match f(self.inner.clone()).await {
-                Err(ClientError::Status(s))
-                    if s.code() == Code::Unavailable && attempt < self.retries =>
-                {
+            let replica = self.pick();
+            match f(replica.stub.clone()).await {
+                Err(ClientError::Status(s)) if not_started(&s) => {
+                    replica.mark_down();
+                    if attempt >= self.retries {
+                        return Err(ClientError::Status(s));
+                    }
                     attempt += 1;
-                    // Exponential backoff from 100 ms, capped at 5 s (any retry count is safe).
-                    let ms = 50u64
-                        .saturating_mul(2u64.saturating_pow(attempt))
-                        .min(5_000);
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    // Another replica that is up: at once. Otherwise exponential backoff from
+                    // 100 ms, capped at 5 s (any retry count is safe).
+                    if self.replicas.len() == 1
+                        || self
+                            .replicas
+                            .iter()
+                            .all(|r| r.down_until(Instant::now()).is_some())
+                    {
+                        let ms = 50u64
+                            .saturating_mul(2u64.saturating_pow(attempt))
+                            .min(5_000);
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                    }
                 }
-                r => return r,
+                r => {
+                    // Any answer (even an error status) means the endpoint is up.
+                    if !matches!(&r, Err(ClientError::Status(s)) if s.code() == Code::Unavailable) {
+                        replica.mark_up();
+                    }
+                    return r;
+                }
             }
         }
     }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
-pub use client::{Client, ClientError};
+pub use client::{not_started, Client, ClientError};
 use status::classify;
 pub use status::MAX_STATUS_MESSAGE;
 
@@ -196,6 +196,9 @@ pub struct ServeOptions {
     pub token: Option<String>,
     /// Largest request/response message, bytes.
     pub max_message_size: usize,
+    /// `grpc.health.v1` turns NOT_SERVING as soon as this starts draining (before the server
+    /// stops accepting; share one with the other servers of the process).
+    pub readiness: crate::serve::health::Readiness,
 }
 
 impl Default for ServeOptions {
@@ -205,6 +208,7 @@ impl Default for ServeOptions {
             allow_remote: false,
             token: None,
             max_message_size: 4 * 1024 * 1024,
+            readiness: Default::default(),
         }
     }
 }
@@ -271,8 +275,17 @@ pub async fn serve(
     on_bound(bound);
     log::info!("gRPC PythonService listening on {bound}");
     let incoming = tokio_stream_listener(listener);
-    let drained = reporter.clone();
-    tonic::transport::Server::builder()
+    let readiness = o.readiness.clone();
+    let flip = {
+        let (reporter, readiness) = (reporter.clone(), readiness.clone());
+        tokio::spawn(async move {
+            readiness.draining().await;
+            reporter
+                .set_not_serving::<PythonServiceServer<Service>>()
+                .await;
+        })
+    };
+    let served = tonic::transport::Server::builder()
         .layer(size_limit::layer())
         .add_service(health)
         .add_service(tonic::service::interceptor::InterceptedService::new(
@@ -289,13 +302,12 @@ pub async fn serve(
         ))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
-            drained
-                .set_not_serving::<PythonServiceServer<Service>>()
-                .await;
+            readiness.start_drain();
             log::info!("gRPC server shutting down: draining in-flight calls");
         })
-        .await
-        .map_err(|e| Error::Runtime(format!("gRPC server: {e}")))
+        .await;
+    flip.abort();
+    served.map_err(|e| Error::Runtime(format!("gRPC server: {e}")))
 }
 
 fn tokio_stream_listener(

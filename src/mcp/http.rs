@@ -4,7 +4,12 @@
 //!   ([`jsonrpc`]), answering −32700/−32600/−32601/−32602 itself;
 //! - answers a request with plain JSON when the reply is one message (no progress asked for, no
 //!   listen stream), instead of an SSE stream with a tail;
-//! - cancels a session's call when its client disconnects before the answer.
+//! - cancels a session's call when its client disconnects before the answer;
+//! - counts requests in flight, so a shutdown ends sessions only after their calls finished.
+//!
+//! `GET /healthz` and `/readyz` ([`crate::serve::health`]) are served beside the endpoint,
+//! outside the guard (probes carry no token and name the pod by IP). With `stateless`, rmcp
+//! runs without sessions (any replica answers any POST).
 //!
 //! Accepted connections have `TCP_NODELAY` set ([`crate::serve::http_listener`]).
 
@@ -32,6 +37,7 @@ use super::access::Access;
 use super::jsonrpc::{self, Rejection};
 use super::{HttpOptions, McpOptions, McpServer};
 use crate::core::{Error, Registry};
+use crate::serve::drain::{InFlight, TrackedBody};
 
 const JSON: &str = "application/json";
 const EVENT_STREAM: &str = "text/event-stream";
@@ -44,6 +50,8 @@ struct Guard {
     access: Access,
     max_body: usize,
     sessions: Arc<LocalSessionManager>,
+    /// POSTs to the endpoint whose answer has not fully gone out.
+    in_flight: InFlight,
 }
 
 impl Guard {
@@ -72,6 +80,16 @@ pub async fn serve_http(
             message: format!("{:?} must start with '/'", http.path),
         });
     }
+    if let Some(p) = crate::serve::health::PATHS
+        .iter()
+        .find(|p| http.path.trim_end_matches('/') == **p || http.path.starts_with(&format!("{p}/")))
+    {
+        return Err(Error::InvalidArguments {
+            tool: "serve".into(),
+            path: "--mcp-path".into(),
+            message: format!("{:?} is taken by the health endpoint {p}", http.path),
+        });
+    }
     // The allow lists are checked before binding (the port only adds loopback origins).
     Access::new(0, &http.allowed_hosts, &http.allowed_origins).map_err(bad_flag)?;
     let listener = tokio::net::TcpListener::bind(http.addr)
@@ -91,6 +109,7 @@ pub async fn serve_http(
         .with_max_request_body_bytes(http.max_body_bytes)
         // A plain JSON reply on the stateless path when the first message is the result.
         .with_json_response(true)
+        .with_legacy_session_mode(!http.stateless)
         .with_cancellation_token(stop.clone());
     let opts = Arc::new(opts);
     let service = StreamableHttpService::new(
@@ -108,21 +127,39 @@ pub async fn serve_http(
         access,
         max_body: http.max_body_bytes,
         sessions,
+        in_flight: InFlight::default(),
     });
-    let app = axum::Router::new()
-        .nest_service(&http.path, service)
-        .layer(axum::middleware::from_fn_with_state(guard, guard_request));
+    let in_flight = guard.in_flight.clone();
+    let readiness = http.readiness.clone();
+    // axum cannot nest at the root: there the service is the fallback (the health routes win).
+    let app = if http.path == "/" {
+        axum::Router::new().fallback_service(service)
+    } else {
+        axum::Router::new().nest_service(&http.path, service)
+    };
+    let app = app
+        .layer(axum::middleware::from_fn_with_state(guard, guard_request))
+        .merge(crate::serve::health::router(http.readiness));
     on_bound(bound);
     log::info!(
-        "MCP streamable HTTP listening on http://{bound}{}",
-        http.path
+        "MCP streamable HTTP listening on http://{bound}{}{}",
+        http.path,
+        if http.stateless { " (stateless)" } else { "" }
     );
     axum::serve(crate::serve::http_listener(listener), app)
         .with_graceful_shutdown(async move {
             shutdown.await;
-            // Ends open SSE streams and sessions so the graceful shutdown can finish.
-            stop.cancel();
-            log::info!("MCP HTTP server shutting down");
+            readiness.start_drain();
+            log::info!(
+                "MCP HTTP server shutting down: {} request(s) in flight",
+                in_flight.count()
+            );
+            // Open SSE streams and sessions end once the calls in flight are answered (rmcp's
+            // token would cancel them); then the graceful shutdown can finish.
+            tokio::spawn(async move {
+                in_flight.idle().await;
+                stop.cancel();
+            });
         })
         .await
         .map_err(|e| Error::Runtime(format!("MCP HTTP server: {e}")))
@@ -152,6 +189,11 @@ async fn guard_request(State(g): State<Arc<Guard>>, req: Request, next: Next) ->
     if req.method() != Method::POST || !g.is_endpoint(req.uri().path()) {
         return next.run(req).await;
     }
+    let ticket = g.in_flight.enter();
+    TrackedBody::wrap(guarded_post(&g, req, next).await, ticket)
+}
+
+async fn guarded_post(g: &Guard, req: Request, next: Next) -> Response {
     // The body is read even for a request refused below: a response sent before the body was
     // read would end the kept-alive connection.
     let (parts, body) = req.into_parts();

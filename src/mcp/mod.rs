@@ -83,6 +83,13 @@ pub struct HttpOptions {
     pub allowed_origins: Vec<String>,
     /// Largest request body, bytes (413 beyond).
     pub max_body_bytes: usize,
+    /// rmcp's stateless mode: no sessions, every POST self-contained with a JSON answer, so any
+    /// replica behind a load balancer can take any request. What needs a session is refused
+    /// (GET listen streams, DELETE, resumption) — see the README's scale-out section.
+    pub stateless: bool,
+    /// Answers `GET /healthz` and `GET /readyz` on the same port; turned not-ready when the
+    /// shutdown starts (share one with the other servers of the process).
+    pub readiness: crate::serve::health::Readiness,
 }
 
 impl Default for HttpOptions {
@@ -95,6 +102,8 @@ impl Default for HttpOptions {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             max_body_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            stateless: false,
+            readiness: Default::default(),
         }
     }
 }
