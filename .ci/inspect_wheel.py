@@ -3,13 +3,15 @@ extension, the glibc symbol versions it needs, its shared-library dependencies, 
 
     python .ci/inspect_wheel.py WHEEL EXPECTED_PLATFORM_TAG [MAX_MB]
 
-Exit 1 naming every check that failed. `auditwheel show` (run by .ci/wheels beside this)
-judges the policy as a whole; this names the facts behind it so the log shows them.
+Exit 1 naming every check that failed. `auditwheel show` judges the policy as a whole (it
+must find the wheel consistent with the expected tag or an older one of the same family);
+the ELF checks name the facts behind it, so the log shows them.
 """
 from __future__ import annotations
 
 import io
 import re
+import subprocess
 import sys
 import zipfile
 from typing import Dict, List, Optional, Tuple
@@ -53,6 +55,30 @@ def needed_libs(elf: ELFFile) -> List[str]:
     return libs
 
 
+def auditwheel_tag(wheel: str) -> str:
+    """The platform tag `auditwheel show` finds the wheel consistent with ("" if none)."""
+    out = subprocess.run(["auditwheel", "show", wheel], capture_output=True, text=True, check=False)
+    text = " ".join((out.stdout + out.stderr).split())
+    print("  auditwheel:", text)
+    m = re.search(r'consistent with the following platform tag: "([^"]+)"', text)
+    return m.group(1) if m else ""
+
+
+def tag_ok(found: str, expected: str) -> bool:
+    """`found` is `expected` or an older tag of the same family and architecture (a wheel that
+    needs glibc 2.5 is manylinux2014-compatible too)."""
+    legacy = {"manylinux2014": "manylinux_2_17", "manylinux2010": "manylinux_2_12", "manylinux1": "manylinux_2_5"}
+    for old, new in legacy.items():
+        found = found.replace(old + "_", new + "_")
+        expected = expected.replace(old + "_", new + "_")
+    pattern = r"(manylinux|musllinux)_(\d+)_(\d+)_(\w+)"
+    f, e = re.fullmatch(pattern, found), re.fullmatch(pattern, expected)
+    if not f or not e:
+        return False
+    return (f.group(1) == e.group(1) and f.group(4) == e.group(4)
+            and (int(f.group(2)), int(f.group(3))) <= (int(e.group(2)), int(e.group(3))))
+
+
 def inspect(wheel: str, platform_tag: str, max_mb: Optional[float]) -> List[str]:
     errors: List[str] = []
     name = wheel.rsplit("/", 1)[-1]
@@ -79,7 +105,7 @@ def inspect(wheel: str, platform_tag: str, max_mb: Optional[float]) -> List[str]
         has_symtab = elf.get_section_by_name(".symtab") is not None
     newest = max(glibc) if glibc else None
     print(f"  {info.filename}: {info.file_size / 1e6:.1f} MB ({info.compress_size / 1e6:.1f} MB compressed), "
-          f"{machine}, NEEDED {libs}, newest GLIBC {'%d.%d' % newest if newest else 'none'}, "
+          f"{machine}, NEEDED {libs}, newest GLIBC {'.'.join(map(str, newest)) if newest else 'none'}, "
           f"symtab {'present' if has_symtab else 'stripped'}; wheel {size_mb:.1f} MB")
     if machine != MACHINES[arch]:
         errors.append(f"{info.filename}: machine {machine}, expected {MACHINES[arch]}")
@@ -95,12 +121,15 @@ def inspect(wheel: str, platform_tag: str, max_mb: Optional[float]) -> List[str]
             errors.append(f"no glibc limit known for {platform_tag}")
         elif newest is not None and newest > MANYLINUX_GLIBC[policy]:
             errors.append(f"{info.filename}: needs GLIBC_{newest[0]}.{newest[1]} > "
-                          f"{'%d.%d' % MANYLINUX_GLIBC[policy]} ({policy})")
+                          f"{'.'.join(map(str, MANYLINUX_GLIBC[policy]))} ({policy})")
         bad = [lib for lib in libs if lib not in ALLOWED_GLIBC]
     if bad:
         errors.append(f"{info.filename}: links libraries outside the policy: {bad}")
     if has_symtab:
         errors.append(f"{info.filename}: not stripped")
+    found = auditwheel_tag(wheel)
+    if not tag_ok(found, platform_tag):
+        errors.append(f"{name}: auditwheel finds it consistent with {found or 'no tag'}, not {platform_tag}")
     if max_mb is not None and size_mb > max_mb:
         errors.append(f"{name}: {size_mb:.1f} MB > {max_mb} MB")
     return errors
