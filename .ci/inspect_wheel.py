@@ -7,6 +7,7 @@ Exit 1 naming every check that failed. `auditwheel show` judges the policy as a 
 must find the wheel consistent with the expected tag or an older one of the same family);
 the ELF checks name the facts behind it, so the log shows them.
 """
+
 from __future__ import annotations
 
 import io
@@ -25,9 +26,18 @@ MACHINES: Dict[str, str] = {"x86_64": "EM_X86_64", "aarch64": "EM_AARCH64"}
 # The libraries the manylinux2014 / musllinux_1_2 policies allow an extension to link against
 # (auditwheel's policy files); anything else would have to be vendored into the wheel.
 ALLOWED_GLIBC = {
-    "libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libgcc_s.so.1",
-    "libutil.so.1", "libcrypt.so.1", "libnsl.so.1", "libstdc++.so.6",
-    "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1",
+    "libc.so.6",
+    "libm.so.6",
+    "libdl.so.2",
+    "libpthread.so.0",
+    "librt.so.1",
+    "libgcc_s.so.1",
+    "libutil.so.1",
+    "libcrypt.so.1",
+    "libnsl.so.1",
+    "libstdc++.so.6",
+    "ld-linux-x86-64.so.2",
+    "ld-linux-aarch64.so.1",
 }
 ALLOWED_MUSL = {"libc.so", "libgcc_s.so.1", "libstdc++.so.6"}
 MANYLINUX_GLIBC: Dict[str, Tuple[int, int]] = {"manylinux2014": (2, 17), "manylinux_2_17": (2, 17)}
@@ -67,7 +77,11 @@ def auditwheel_tag(wheel: str) -> str:
 def tag_ok(found: str, expected: str) -> bool:
     """`found` is `expected` or an older tag of the same family and architecture (a wheel that
     needs glibc 2.5 is manylinux2014-compatible too)."""
-    legacy = {"manylinux2014": "manylinux_2_17", "manylinux2010": "manylinux_2_12", "manylinux1": "manylinux_2_5"}
+    legacy = {
+        "manylinux2014": "manylinux_2_17",
+        "manylinux2010": "manylinux_2_12",
+        "manylinux1": "manylinux_2_5",
+    }
     for old, new in legacy.items():
         found = found.replace(old + "_", new + "_")
         expected = expected.replace(old + "_", new + "_")
@@ -75,8 +89,11 @@ def tag_ok(found: str, expected: str) -> bool:
     f, e = re.fullmatch(pattern, found), re.fullmatch(pattern, expected)
     if not f or not e:
         return False
-    return (f.group(1) == e.group(1) and f.group(4) == e.group(4)
-            and (int(f.group(2)), int(f.group(3))) <= (int(e.group(2)), int(e.group(3))))
+    return (
+        f.group(1) == e.group(1)
+        and f.group(4) == e.group(4)
+        and (int(f.group(2)), int(f.group(3))) <= (int(e.group(2)), int(e.group(3)))
+    )
 
 
 def inspect(wheel: str, platform_tag: str, max_mb: Optional[float]) -> List[str]:
@@ -104,9 +121,11 @@ def inspect(wheel: str, platform_tag: str, max_mb: Optional[float]) -> List[str]
         glibc = glibc_needs(elf)
         has_symtab = elf.get_section_by_name(".symtab") is not None
     newest = max(glibc) if glibc else None
-    print(f"  {info.filename}: {info.file_size / 1e6:.1f} MB ({info.compress_size / 1e6:.1f} MB compressed), "
-          f"{machine}, NEEDED {libs}, newest GLIBC {'.'.join(map(str, newest)) if newest else 'none'}, "
-          f"symtab {'present' if has_symtab else 'stripped'}; wheel {size_mb:.1f} MB")
+    print(
+        f"  {info.filename}: {info.file_size / 1e6:.1f} MB ({info.compress_size / 1e6:.1f} MB compressed), "
+        f"{machine}, NEEDED {libs}, newest GLIBC {'.'.join(map(str, newest)) if newest else 'none'}, "
+        f"symtab {'present' if has_symtab else 'stripped'}; wheel {size_mb:.1f} MB"
+    )
     if machine != MACHINES[arch]:
         errors.append(f"{info.filename}: machine {machine}, expected {MACHINES[arch]}")
     if platform_tag.startswith("musllinux"):
@@ -120,8 +139,10 @@ def inspect(wheel: str, platform_tag: str, max_mb: Optional[float]) -> List[str]
         if policy is None:
             errors.append(f"no glibc limit known for {platform_tag}")
         elif newest is not None and newest > MANYLINUX_GLIBC[policy]:
-            errors.append(f"{info.filename}: needs GLIBC_{newest[0]}.{newest[1]} > "
-                          f"{'.'.join(map(str, MANYLINUX_GLIBC[policy]))} ({policy})")
+            errors.append(
+                f"{info.filename}: needs GLIBC_{newest[0]}.{newest[1]} > "
+                f"{'.'.join(map(str, MANYLINUX_GLIBC[policy]))} ({policy})"
+            )
         bad = [lib for lib in libs if lib not in ALLOWED_GLIBC]
     if bad:
         errors.append(f"{info.filename}: links libraries outside the policy: {bad}")
