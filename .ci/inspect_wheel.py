@@ -101,7 +101,7 @@ def inspect(wheel: str, platform_tag: str, max_mb: Optional[float]) -> List[str]
     name = wheel.rsplit("/", 1)[-1]
     if "-cp38-abi3-" not in name:
         errors.append(f"{name}: not tagged cp38-abi3")
-    if not name.endswith(f"{platform_tag}.whl") and f".{platform_tag}." not in name:
+    if platform_tag not in name[: -len(".whl")].rsplit("-", 1)[-1].split("."):
         errors.append(f"{name}: platform tag is not {platform_tag}")
     arch = next((a for a in MACHINES if platform_tag.endswith(a)), None)
     if arch is None:
