@@ -1,7 +1,7 @@
 //! One-shot command execution (`shell.run`).
 
 use std::collections::HashMap;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -150,11 +150,11 @@ pub async fn execute(opts: &ExecOptions) -> Result<ExecOutput> {
         cmd.current_dir(cwd);
     }
     let merged = if opts.merge_output_streams {
-        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-            .map_err(|e| io_err("pipe", e))?;
+        // std's pipe is close-on-exec on every Unix (pipe2 is Linux/BSD only, not macOS).
+        let (r, w) = std::io::pipe().map_err(|e| io_err("pipe", e))?;
         let w2 = w.try_clone().map_err(|e| io_err("pipe", e))?;
         cmd.stdout(Stdio::from(w)).stderr(Stdio::from(w2));
-        Some(r)
+        Some(OwnedFd::from(r))
     } else {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         None

@@ -9,7 +9,15 @@ use rustix::termios::{LocalModes, OptionalActions, OutputModes, Winsize};
 /// A new pty: (master, slave). The master is non-blocking.
 pub(super) fn open_pty(size: (u16, u16)) -> io::Result<(OwnedFd, OwnedFd)> {
     use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    #[cfg(target_os = "linux")]
     let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+    // Elsewhere (macOS) posix_openpt takes no O_CLOEXEC: set it right after.
+    #[cfg(not(target_os = "linux"))]
+    let master = {
+        let m = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY)?;
+        rustix::io::fcntl_setfd(&m, rustix::io::FdFlags::CLOEXEC)?;
+        m
+    };
     grantpt(&master)?;
     unlockpt(&master)?;
     let name = ptsname(&master, Vec::new())?;

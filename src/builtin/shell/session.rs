@@ -187,8 +187,12 @@ impl ShellSession {
                 let me = rustix::process::setsid()?;
                 rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
                 // Orphans of the session (double-forked daemons) become the shell's children:
-                // it reaps them, and they stay in the tree that `close` kills.
+                // it reaps them, and they stay in the tree that `close` kills. Linux only:
+                // elsewhere they go to init and only the process group reaches them.
+                #[cfg(target_os = "linux")]
                 rustix::process::set_child_subreaper(Some(me))?;
+                #[cfg(not(target_os = "linux"))]
+                let _ = me;
                 Ok(())
             });
         }
