@@ -258,7 +258,8 @@ mod tests {
     #[test]
     fn refuses_escapes_and_writes_nothing() {
         let d = tempfile::tempdir().unwrap();
-        let cases: Vec<Box<dyn Fn(&mut zip::ZipWriter<fs::File>)>> = vec![
+        type Build = Box<dyn Fn(&mut zip::ZipWriter<fs::File>)>;
+        let cases: Vec<Build> = vec![
             Box::new(|w| file(w, "../evil.txt", b"x")),
             Box::new(|w| file(w, "a/../../evil.txt", b"x")),
             Box::new(|w| file(w, "/abs/evil.txt", b"x")),
