@@ -24,6 +24,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::core::{Error, Result};
+/// Resolves on SIGINT or SIGTERM: a `shutdown` future for [`serve`].
+pub use crate::serve::shutdown_signal;
 
 /// The default address of `serve --swerex`.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8880";
