@@ -405,8 +405,14 @@ def test_exposure_and_body_limit():
         assert s.stop() == 0
 
 
-def test_console_script_speaks_swerex_remote_flags(tmp_path):
-    from agent_runtime.swerex_remote import build_argv, parser
+def test_console_script_speaks_swerex_remote_flags(tmp_path, capsys):
+    from agent_runtime.swerex_remote import build_argv, main, parser
+
+    main(["--version"])
+    assert capsys.readouterr().out.strip()
+    with pytest.raises(SystemExit) as ei:
+        main(["--port", "70000"])
+    assert ei.value.code == 2
 
     assert build_argv(parser().parse_args(["--auth-token", "t"])) == [
         "agent-runtime", "serve", "--swerex", "0.0.0.0:8000", "--allow-remote", "--token", "t",
