@@ -88,7 +88,7 @@ async def _drive(url: str, quick: bool) -> Dict[str, List[float]]:
     from swerex.runtime.remote import RemoteRuntime
 
     rt = RemoteRuntime(host=url, auth_token=TOKEN, timeout=600)
-    await rt.create_session(CreateBashSessionRequest(session="b"))
+    await rt.create_session(CreateBashSessionRequest(session="b", startup_timeout=60))
     got: Dict[str, List[float]] = {}
     echo = BashAction(session="b", command="echo hi")
     got["echo"] = await _samples(lambda: rt.run_in_session(echo), 10 if quick else 50)
@@ -100,7 +100,7 @@ async def _drive(url: str, quick: bool) -> Dict[str, List[float]]:
     async def client(i: int) -> None:
         c = RemoteRuntime(host=url, auth_token=TOKEN, timeout=600)
         name = f"c{i}"
-        await c.create_session(CreateBashSessionRequest(session=name))
+        await c.create_session(CreateBashSessionRequest(session=name, startup_timeout=60))
         for j in range(n_cmds):
             await c.run_in_session(BashAction(session=name, command=f"echo {i}-{j}"))
         await c.close_session(CloseBashSessionRequest(session=name))
