@@ -91,12 +91,12 @@ enum Command {
         args: Vec<String>,
     },
     /// Serve the registry until SIGINT/SIGTERM (then drain in-flight calls): gRPC, MCP over
-    /// stdio and/or MCP over streamable HTTP, together in one process
-    #[cfg(any(feature = "grpc", feature = "mcp"))]
+    /// stdio, MCP over streamable HTTP and/or SWE-ReX's remote API, together in one process
+    #[cfg(any(feature = "grpc", feature = "mcp", feature = "swerex"))]
     Serve(ServeArgs),
 }
 
-#[cfg(any(feature = "grpc", feature = "mcp"))]
+#[cfg(any(feature = "grpc", feature = "mcp", feature = "swerex"))]
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
     /// gRPC PythonService address
@@ -133,6 +133,19 @@ struct ServeArgs {
     #[cfg(feature = "mcp")]
     #[arg(long, default_value_t = crate::mcp::DEFAULT_MAX_RESULT_BYTES, value_parser = positive_size, allow_hyphen_values = true)]
     mcp_max_result_bytes: usize,
+    /// SWE-ReX remote API address (`swerex-remote`'s protocol, for SWE-ReX's RemoteRuntime);
+    /// clients send the token as `X-API-Key`
+    #[cfg(feature = "swerex")]
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::swerex::DEFAULT_ADDR)]
+    swerex: Option<String>,
+    /// Largest SWE-ReX JSON request body (a write_file carries the whole file), bytes
+    #[cfg(feature = "swerex")]
+    #[arg(long, default_value_t = crate::swerex::DEFAULT_MAX_BODY, value_parser = positive_size, allow_hyphen_values = true)]
+    swerex_max_body_bytes: usize,
+    /// Largest file uploaded through SWE-ReX's /upload, bytes
+    #[cfg(feature = "swerex")]
+    #[arg(long, default_value_t = crate::swerex::DEFAULT_MAX_UPLOAD as usize, value_parser = positive_size, allow_hyphen_values = true)]
+    swerex_max_upload_bytes: usize,
     /// Allow listening on a non-loopback address (then a token is required)
     #[arg(long)]
     allow_remote: bool,
@@ -202,7 +215,10 @@ fn timeout_secs(s: &str) -> Result<Duration, String> {
 }
 
 /// Sizes in bytes: a positive integer (clap refuses negative, fractional and huge values).
-#[cfg_attr(not(any(feature = "grpc", feature = "mcp")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "grpc", feature = "mcp", feature = "swerex")),
+    allow(dead_code)
+)]
 fn positive_size(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(0) => Err("must be at least 1 byte".into()),
@@ -284,7 +300,7 @@ fn print_json(v: &Value) {
     out(text.unwrap_or_else(|e| format!("\"<unprintable: {e}>\"")));
 }
 
-#[cfg(any(feature = "grpc", feature = "mcp"))]
+#[cfg(any(feature = "grpc", feature = "mcp", feature = "swerex"))]
 fn parse_addr(flag: &str, addr: &str) -> Result<std::net::SocketAddr, Error> {
     addr.parse().map_err(|e| Error::InvalidArguments {
         tool: "serve".into(),
@@ -295,7 +311,7 @@ fn parse_addr(flag: &str, addr: &str) -> Result<std::net::SocketAddr, Error> {
 
 /// Run every requested server on the runtime until a signal arrives or one of them ends (an
 /// MCP stdio client closing stdin ends the process); then stop them all.
-#[cfg(any(feature = "grpc", feature = "mcp"))]
+#[cfg(any(feature = "grpc", feature = "mcp", feature = "swerex"))]
 fn serve(a: ServeArgs, plugin_errors: Vec<String>) -> Result<(), Error> {
     use futures::future::BoxFuture;
     use futures::FutureExt;
@@ -375,11 +391,28 @@ fn serve(a: ServeArgs, plugin_errors: Vec<String>) -> Result<(), Error> {
             );
         }
     }
+    #[cfg(feature = "swerex")]
+    if let Some(addr) = &a.swerex {
+        let mut opts = crate::swerex::ServeOptions::new(parse_addr("--swerex", addr)?);
+        opts.allow_remote = a.allow_remote;
+        opts.token = a.token.clone();
+        opts.max_body_bytes = a.swerex_max_body_bytes;
+        opts.max_upload_bytes = a.swerex_max_upload_bytes as u64;
+        crate::serve::check_exposure(opts.addr, opts.allow_remote, opts.token.as_deref())?;
+        servers.push(
+            crate::swerex::serve(
+                opts,
+                |bound| eprintln!("agent-runtime: SWE-ReX remote API listening on http://{bound}"),
+                stop.clone().cancelled_owned(),
+            )
+            .boxed(),
+        );
+    }
     if servers.is_empty() {
         return Err(Error::InvalidArguments {
             tool: "serve".into(),
             path: "serve".into(),
-            message: "nothing to serve: pass --grpc [ADDR], --mcp-stdio and/or --mcp-http [ADDR]"
+            message: "nothing to serve: pass --grpc [ADDR], --mcp-stdio, --mcp-http [ADDR] and/or --swerex [ADDR]"
                 .into(),
         });
     }
@@ -508,7 +541,7 @@ pub fn run(argv: Vec<String>) -> i32 {
         Command::RunScript { script, args } => {
             runtime::block_on(host::run_script(&script, &args)).map(out)
         }
-        #[cfg(any(feature = "grpc", feature = "mcp"))]
+        #[cfg(any(feature = "grpc", feature = "mcp", feature = "swerex"))]
         Command::Serve(a) => serve(
             a,
             h.plugins()

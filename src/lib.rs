@@ -10,6 +10,8 @@ pub mod builtin;
 pub mod grpc;
 #[cfg(feature = "mcp")]
 pub mod mcp;
+#[cfg(feature = "swerex")]
+pub mod swerex;
 
 // Internals: reachable only through the re-exports below.
 #[cfg(feature = "python")]
@@ -17,7 +19,7 @@ pub(crate) mod cli;
 pub(crate) mod core;
 #[cfg(feature = "python")]
 pub(crate) mod python;
-#[cfg(any(feature = "grpc", feature = "mcp"))]
+#[cfg(any(feature = "grpc", feature = "mcp", feature = "swerex"))]
 pub(crate) mod serve;
 // The fuzz targets (built with `--cfg fuzzing`) drive the worker framing directly.
 #[cfg(fuzzing)]

@@ -63,7 +63,7 @@ pub fn check_bearer(header: Option<&str>, expected: &str) -> std::result::Result
 /// Without it a response's last small write (the end of a chunked body or SSE stream) waits
 /// for the client's delayed ACK: ~40 ms per request on a kept-alive connection. Every HTTP
 /// listener of the crate goes through this (tonic sets it for gRPC itself).
-#[cfg(feature = "mcp")]
+#[cfg(any(feature = "mcp", feature = "swerex"))]
 pub fn http_listener(
     listener: tokio::net::TcpListener,
 ) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = SocketAddr> {
@@ -125,7 +125,7 @@ mod tests {
         }
     }
 
-    #[cfg(feature = "mcp")]
+    #[cfg(any(feature = "mcp", feature = "swerex"))]
     #[tokio::test]
     async fn http_listener_sets_nodelay() {
         use axum::serve::Listener;

@@ -217,6 +217,12 @@ pub async fn execute(opts: &ExecOptions) -> Result<ExecOutput> {
         }
         None => {
             if let Some(p) = pgid {
+                // Freeze the whole group at once first, so nothing in it reacts while the
+                // members are killed one by one (a shell printing "Killed" for its child, a
+                // background `(sleep 1; touch f) &` running its next command): as killpg does.
+                if let Some(g) = rustix::process::Pid::from_raw(p) {
+                    let _ = rustix::process::kill_process_group(g, rustix::process::Signal::STOP);
+                }
                 Target {
                     leader: p,
                     pgid: Some(p),
