@@ -398,6 +398,7 @@ fn serve(a: ServeArgs, plugin_errors: Vec<String>) -> Result<(), Error> {
         opts.token = a.token.clone();
         opts.max_body_bytes = a.swerex_max_body_bytes;
         opts.max_upload_bytes = a.swerex_max_upload_bytes as u64;
+        opts.readiness = ready.clone();
         crate::serve::check_exposure(opts.addr, opts.allow_remote, opts.token.as_deref())?;
         servers.push(
             crate::swerex::serve(

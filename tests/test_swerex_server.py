@@ -7,13 +7,16 @@ import asyncio
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 import zipfile
+from typing import Tuple
 
 import pytest
 
@@ -438,3 +441,43 @@ def test_console_script_speaks_swerex_remote_flags(tmp_path, capsys):
     finally:
         proc.terminate()
         assert proc.wait(30) == 0
+
+
+def _get(url: str) -> Tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_health_probes_need_no_token_and_drain_finishes_a_running_command():
+    s = ServerProcess(["serve", "--swerex", "127.0.0.1:0", "--token", TOKEN, "--drain-grace", "2"])
+    try:
+        assert _get(s.addr + "/healthz") == (200, "ok\n")
+        assert _get(s.addr + "/readyz") == (200, "ready\n")
+        # The protocol's own endpoints still want the key.
+        assert _get(s.addr + "/is_alive")[0] == 401
+        rt = runtime(s)
+        run(rt.create_session(CreateBashSessionRequest(session="d")))
+        result: dict = {}
+
+        def slow() -> None:
+            out = run(rt.run_in_session(BashAction(session="d", command="sleep 1.5; echo done", timeout=30)))
+            result["out"] = out.output.strip()
+
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.3)
+        s.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _get(s.addr + "/readyz")[0] != 503:
+            assert time.monotonic() < deadline, "readyz never turned 503"
+            time.sleep(0.05)
+        assert "draining" in _get(s.addr + "/readyz")[1]
+        assert _get(s.addr + "/healthz")[0] == 200
+        t.join(20)
+        assert result.get("out") == "done"
+        assert s.proc.wait(20) == 0, "".join(s.lines)
+    finally:
+        s.stop()

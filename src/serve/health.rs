@@ -97,7 +97,7 @@ pub const PATHS: [&str; 2] = ["/healthz", "/readyz"];
 /// `GET /healthz`: 200 while the process serves HTTP at all. `GET /readyz`: 200 `ready`, or 503
 /// with one line per reason (draining, a failing check). Merge it outside any auth layer:
 /// probes carry no token and name the pod by IP in `Host`.
-#[cfg(feature = "mcp")]
+#[cfg(any(feature = "mcp", feature = "swerex"))]
 pub fn router(readiness: Readiness) -> axum::Router {
     use axum::http::{header, StatusCode};
     use axum::response::IntoResponse;

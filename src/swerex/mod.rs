@@ -51,6 +51,8 @@ pub struct ServeOptions {
     /// Responses kept for `X-Request-ID` retries: count and bytes.
     pub replay_entries: usize,
     pub replay_bytes: usize,
+    /// What `GET /readyz` reports (shared with the process's other servers; drain turns it off).
+    pub readiness: crate::serve::health::Readiness,
 }
 
 impl ServeOptions {
@@ -64,6 +66,7 @@ impl ServeOptions {
             max_unzipped_bytes: 8 * DEFAULT_MAX_UPLOAD,
             replay_entries: 1024,
             replay_bytes: 256 << 20,
+            readiness: crate::serve::health::Readiness::new(),
         }
     }
 }
@@ -114,7 +117,9 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| Error::Runtime(format!("local_addr: {e}")))?;
     let app = app(&opts);
-    let router = with_layers(routes::router(app.clone()), &opts);
+    // Probes carry no token: the health routes sit outside the auth layer.
+    let router = with_layers(routes::router(app.clone()), &opts)
+        .merge(crate::serve::health::router(opts.readiness.clone()));
     on_bound(bound);
     log::info!("SWE-ReX server listening on http://{bound}");
     let closer = app.clone();
