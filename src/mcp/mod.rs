@@ -17,6 +17,7 @@
 
 mod access;
 mod catalog;
+pub mod client;
 mod content;
 mod handler;
 mod http;
