@@ -64,20 +64,26 @@ async def chatty(ctx: Context) -> str:
     return "ok"
 
 
+async def _tools_changed(ctx: Context) -> None:
+    # The handshake-era notification (what most servers send), plus the 2026 subscription event.
+    await ctx.session.send_tool_list_changed()
+    await ctx.notify_tools_changed()
+
+
 @server.tool()
 async def grow(name: str, ctx: Context) -> str:
     def extra() -> str:
         return "extra " + name
 
     server.add_tool(extra, name=name)
-    await ctx.notify_tools_changed()
+    await _tools_changed(ctx)
     return "added"
 
 
 @server.tool()
 async def shrink(name: str, ctx: Context) -> str:
     server.remove_tool(name)
-    await ctx.notify_tools_changed()
+    await _tools_changed(ctx)
     return "removed"
 
 
