@@ -4,6 +4,7 @@ tests. Run: `python mcphost_upstream.py stdio` or `python mcphost_upstream.py ht
 import asyncio
 import os
 import sys
+from pathlib import Path
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -52,8 +53,7 @@ async def hang(marker: str = "") -> str:
         await asyncio.sleep(3600)
     except asyncio.CancelledError:
         if marker:
-            with open(marker, "w") as f:
-                f.write("cancelled")
+            Path(marker).write_text("cancelled")
         raise
     return "never"
 

@@ -15,8 +15,8 @@ import pytest
 
 pytest.importorskip("mcp.server.mcpserver")
 
-import agent_runtime as ar  # noqa: E402
-from agent_runtime import Registry  # noqa: E402
+import agent_runtime as ar
+from agent_runtime import Registry
 
 HERE = Path(__file__).parent
 UPSTREAM = str(HERE / "mcphost_upstream.py")

@@ -15,8 +15,8 @@ import pytest
 
 pytest.importorskip("mcp.server.mcpserver")
 
-import agent_runtime as ar  # noqa: E402
-from agent_runtime import Registry  # noqa: E402
+import agent_runtime as ar
+from agent_runtime import Registry
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -149,8 +149,9 @@ def test_gateway_reserves_upstream_and_own_tools(gateway: str) -> None:
 
 def test_python_sdk_client_through_the_gateway(gateway: str) -> None:
     import anyio
-    from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
+
+    from mcp import Client
 
     async def go() -> Any:
         async with Client(streamable_http_client(gateway)) as c:

@@ -17,11 +17,11 @@ def mount_mcp(
     command: Optional[str] = None,
     args: Sequence[str] = (),
     env: Optional[Mapping[str, str]] = None,
-    cwd: Optional["str | os.PathLike[str]"] = None,
+    cwd: Optional[str | os.PathLike[str]] = None,
     url: Optional[str] = None,
     headers: Optional[Mapping[str, str]] = None,
-    registry: Optional["Registry"] = None,
-) -> "McpMount":
+    registry: Optional[Registry] = None,
+) -> McpMount:
     """Mount an MCP server: a stdio child process (``command``, ``args``, ``env``, ``cwd``) or a
     streamable-HTTP endpoint (``url``, ``headers``). Its tools appear in ``registry`` (default:
     the process-wide one) as ``PREFIX.tool`` — names unchanged for an empty prefix — with the
