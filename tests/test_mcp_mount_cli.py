@@ -171,3 +171,38 @@ def test_command_is_resolved_on_path() -> None:
     python = shutil.which("python3") or sys.executable
     with ar.mount_mcp("p", command=os.path.basename(python), args=[UPSTREAM, "stdio"], registry=reg):
         assert reg.call("p.add", {"a": 1, "b": 1}) == {"result": 2}
+
+
+def test_gateway_forwards_elicitation_and_logs_to_its_client(gateway: str) -> None:
+    import anyio
+    from mcp import Client, types
+
+    logs = []
+
+    async def on_elicit(context: Any, params: Any) -> Any:
+        assert params.message == "your name?"
+        return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+    async def on_log(params: Any) -> None:
+        logs.append(params.data)
+
+    async def go() -> Any:
+        async with Client(gateway, mode="legacy", elicitation_callback=on_elicit, logging_callback=on_log) as c:
+            asked = await c.call_tool("py.ask", {})
+            chatty = await c.call_tool("py.chatty", {})
+            with anyio.fail_after(10):
+                while "hello from upstream" not in logs:
+                    await anyio.sleep(0.05)
+            return asked, chatty
+
+    asked, chatty = anyio.run(go)
+    assert not asked.is_error and asked.structured_content == {"result": "accept:Ada"}
+    assert chatty.structured_content == {"result": "ok"}
+
+
+def test_upstream_requests_fail_when_the_caller_cannot_answer() -> None:
+    reg = Registry()
+    with ar.mount_mcp("py", command=sys.executable, args=[UPSTREAM, "stdio"], registry=reg):
+        with pytest.raises(ar.ToolError) as e:
+            reg.call("py.ask")
+        assert "elicitation/create" in str(e.value) or "not supported" in str(e.value).lower()
