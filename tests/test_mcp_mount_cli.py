@@ -175,6 +175,7 @@ def test_command_is_resolved_on_path() -> None:
 
 def test_gateway_forwards_elicitation_and_logs_to_its_client(gateway: str) -> None:
     import anyio
+
     from mcp import Client, types
 
     logs = []
