@@ -10,7 +10,7 @@ use rmcp::service::{RoleClient, RunningService, ServiceExt};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 
-use super::handler::UpstreamHandler;
+use super::handler::{InOrder, UpstreamHandler};
 
 /// Where an upstream MCP server lives.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,8 +90,9 @@ pub(super) async fn connect(
                     .stderr(Stdio::inherit())
                     .spawn()
                     .map_err(|e| format!("cannot start '{command}': {e}"))?;
+                let calls = handler.calls.clone();
                 handler
-                    .serve(proc)
+                    .serve(InOrder { inner: proc, calls })
                     .await
                     .map_err(|e| format!("handshake failed: {e}"))
             }
@@ -113,8 +114,12 @@ pub(super) async fn connect(
                 }
                 cfg.custom_headers = custom;
                 let transport = StreamableHttpClientTransport::from_config(cfg);
+                let calls = handler.calls.clone();
                 handler
-                    .serve(transport)
+                    .serve(InOrder {
+                        inner: transport,
+                        calls,
+                    })
                     .await
                     .map_err(|e| format!("handshake failed: {e}"))
             }

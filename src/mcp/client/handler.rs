@@ -15,7 +15,9 @@ use rmcp::model::{
     ElicitRequestParams, ElicitResult, Implementation, LoggingMessageNotificationParam,
     ProgressNotificationParam, ProgressToken,
 };
+use rmcp::model::{JsonRpcMessage, JsonRpcNotification, ServerNotification};
 use rmcp::service::{NotificationContext, RequestContext, RoleClient};
+use rmcp::transport::Transport;
 use rmcp::{ClientHandler, ErrorData};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -57,6 +59,48 @@ impl Calls {
 
     pub fn remove(&self, token: &ProgressToken) {
         self.map.lock().remove(token);
+    }
+
+    /// Deliver an upstream progress report to the call it belongs to.
+    pub fn progress(&self, params: ProgressNotificationParam) {
+        let sink = self
+            .map
+            .lock()
+            .get(&params.progress_token)
+            .and_then(|c| c.progress.clone());
+        if let Some(sink) = sink.filter(|_| params.progress.is_finite()) {
+            sink(&Progress {
+                done: params.progress,
+                total: params.total.filter(|t| t.is_finite()),
+                message: params.message,
+            });
+        }
+    }
+
+    /// Deliver an upstream log message to the caller of the latest call that can take it,
+    /// else to the `log` crate (Python logging, logger `agent_runtime.mcp`).
+    pub fn log(&self, params: LoggingMessageNotificationParam) {
+        let level = serde_json::to_value(params.level)
+            .ok()
+            .and_then(|v| v.as_str().and_then(LogLevel::parse))
+            .unwrap_or(LogLevel::Info);
+        let logger = params.logger.unwrap_or_else(|| self.server.clone());
+        match self.latest_peer() {
+            Some((peer, _)) => peer.log(level, Some(&logger), params.data),
+            None => {
+                let lvl = match level {
+                    LogLevel::Debug => log::Level::Debug,
+                    LogLevel::Info | LogLevel::Notice => log::Level::Info,
+                    LogLevel::Warning => log::Level::Warn,
+                    _ => log::Level::Error,
+                };
+                let text = match &params.data {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                log::log!(target: "agent_runtime.mcp", lvl, "[{logger}] {text}");
+            }
+        }
     }
 
     /// The caller's side of the latest running call that has one. MCP does not tie a server's
@@ -137,55 +181,47 @@ impl ClientHandler for UpstreamHandler {
         self.forward(PeerRequest::Elicit, params).await
     }
 
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _ctx: NotificationContext<RoleClient>,
-    ) {
-        let sink = self
-            .calls
-            .map
-            .lock()
-            .get(&params.progress_token)
-            .and_then(|c| c.progress.clone());
-        if let Some(sink) = sink.filter(|_| params.progress.is_finite()) {
-            sink(&Progress {
-                done: params.progress,
-                total: params.total.filter(|t| t.is_finite()),
-                message: params.message,
-            });
-        }
+    async fn on_tool_list_changed(&self, _ctx: NotificationContext<RoleClient>) {
+        self.calls.tools_changed.notify_one();
+    }
+}
+
+/// A transport wrapper that delivers progress and log notifications as they are read, in
+/// order with the responses: rmcp hands notifications to the handler on spawned tasks, so a
+/// call's last progress report could otherwise arrive after its result.
+pub(super) struct InOrder<T> {
+    pub inner: T,
+    pub calls: Arc<Calls>,
+}
+
+impl<T: Transport<RoleClient>> Transport<RoleClient> for InOrder<T> {
+    type Error = T::Error;
+
+    fn send(
+        &mut self,
+        item: rmcp::service::TxJsonRpcMessage<RoleClient>,
+    ) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.inner.send(item)
     }
 
-    async fn on_logging_message(
-        &self,
-        params: LoggingMessageNotificationParam,
-        _ctx: NotificationContext<RoleClient>,
-    ) {
-        let level = serde_json::to_value(params.level)
-            .ok()
-            .and_then(|v| v.as_str().and_then(LogLevel::parse))
-            .unwrap_or(LogLevel::Info);
-        let logger = params.logger.unwrap_or_else(|| self.calls.server.clone());
-        match self.calls.latest_peer() {
-            Some((peer, _)) => peer.log(level, Some(&logger), params.data),
-            None => {
-                let lvl = match level {
-                    LogLevel::Debug => log::Level::Debug,
-                    LogLevel::Info | LogLevel::Notice => log::Level::Info,
-                    LogLevel::Warning => log::Level::Warn,
-                    _ => log::Level::Error,
-                };
-                let text = match &params.data {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                log::log!(target: "agent_runtime.mcp", lvl, "[{logger}] {text}");
+    async fn receive(&mut self) -> Option<rmcp::service::RxJsonRpcMessage<RoleClient>> {
+        loop {
+            let msg = self.inner.receive().await?;
+            match msg {
+                JsonRpcMessage::Notification(JsonRpcNotification {
+                    notification: ServerNotification::ProgressNotification(n),
+                    ..
+                }) => self.calls.progress(n.params),
+                JsonRpcMessage::Notification(JsonRpcNotification {
+                    notification: ServerNotification::LoggingMessageNotification(n),
+                    ..
+                }) => self.calls.log(n.params),
+                other => return Some(other),
             }
         }
     }
 
-    async fn on_tool_list_changed(&self, _ctx: NotificationContext<RoleClient>) {
-        self.calls.tools_changed.notify_one();
+    fn close(&mut self) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send {
+        self.inner.close()
     }
 }

@@ -9,6 +9,7 @@
 //!
 //! This side never uses the server handler's internals: the two only share the core.
 
+mod catalog;
 mod config;
 mod connect;
 mod handler;

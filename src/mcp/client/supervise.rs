@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::catalog::{self, Proxied};
 use super::connect::{connect, Client, Transport};
 use super::handler::{Calls, UpstreamHandler};
 use super::tool::{Link, MountedTool};
@@ -47,6 +48,8 @@ struct Shared {
     link: Arc<Link>,
     /// Full names of the tools this mount registered.
     names: Mutex<BTreeSet<String>>,
+    /// Upstream resources and prompts proxied into the registry's stores.
+    proxied: tokio::sync::Mutex<Proxied>,
     stop: CancellationToken,
     kick: Notify,
     /// Counts successful connections.
@@ -95,6 +98,7 @@ pub async fn mount_with(
         opts,
         link,
         names: Mutex::new(BTreeSet::new()),
+        proxied: tokio::sync::Mutex::new(Proxied::default()),
         stop: CancellationToken::new(),
         kick: Notify::new(),
         connected: watch::channel(0).0,
@@ -110,6 +114,7 @@ pub async fn mount_with(
         return Err(e);
     }
     shared.up(client.peer().clone());
+    shared.sync_catalog(client.peer()).await;
     tokio::spawn(supervise(shared.clone(), client));
     Ok(Mount { shared })
 }
@@ -183,6 +188,7 @@ impl Mount {
                 s.registry.unregister(&n);
             }
         }
+        s.proxied.lock().await.remove(&s.registry);
         // Wait (bounded) for the supervisor to close the connection.
         let mut rx = s.connected.subscribe();
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -223,6 +229,13 @@ impl Shared {
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+
+    async fn sync_catalog(&self, peer: &Peer<RoleClient>) {
+        let mut p = self.proxied.lock().await;
+        if !self.stop.is_cancelled() {
+            catalog::sync(&self.registry, &self.prefix, &self.link, peer, &mut p).await;
+        }
     }
 
     fn full_name(&self, upstream: &str) -> String {
@@ -368,5 +381,6 @@ async fn supervise(s: Arc<Shared>, mut client: Client) {
             log::warn!(target: "agent_runtime.mcp", "{e}");
         }
         s.up(client.peer().clone());
+        s.sync_catalog(client.peer()).await;
     }
 }
