@@ -239,3 +239,43 @@ def test_hundred_concurrent_calls_across_two_upstreams(reg: Registry, py: Any, h
         ]
         for i, t in tasks:
             assert t.result(60) == {"result": i + 1000}
+
+
+def _children_states() -> list:
+    me = str(os.getpid())
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if fields[1] == me:
+            out.append(fields[0])
+    return out
+
+
+def test_no_leaked_fds_or_zombies_across_mounts(reg: Registry) -> None:
+    def cycle() -> None:
+        m = ar.mount_mcp("c", command=sys.executable, args=[UPSTREAM, "stdio"], registry=reg)
+        assert reg.call("c.add", {"a": 1, "b": 1}) == {"result": 2}
+        m.reconnect()
+        assert reg.call("c.add", {"a": 1, "b": 2}) == {"result": 3}
+        m.close()
+
+    cycle()
+    wait_until(lambda: "Z" not in _children_states())
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(4):
+        cycle()
+    wait_until(lambda: "Z" not in _children_states())
+    wait_until(lambda: len(os.listdir("/proc/self/fd")) <= fds)
+
+
+def test_close_fails_in_flight_calls(reg: Registry) -> None:
+    m = ar.mount_mcp("h", command=sys.executable, args=[UPSTREAM, "stdio"], registry=reg)
+    t = reg.spawn("h.hang", {})
+    time.sleep(0.3)
+    m.close()
+    with pytest.raises(ar.ToolError) as e:
+        t.result(20)
+    assert "MCP server 'h'" in str(e.value)
