@@ -20,3 +20,6 @@ mod tool;
 pub use config::{load_config, mount_all, parse_config, parse_server_spec, ServerEntry};
 pub use connect::Transport;
 pub use supervise::{mount, mount_with, Mount, MountOptions};
+
+#[cfg(test)]
+mod tests;
