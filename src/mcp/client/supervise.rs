@@ -278,6 +278,10 @@ impl Shared {
             }));
         }
         let mut names = self.names.lock();
+        if self.stop.is_cancelled() {
+            // Unmounted meanwhile: register nothing (close already took the names away).
+            return Ok(());
+        }
         let taken: Vec<String> = tools
             .iter()
             .map(|t| t.spec.name.as_str())
@@ -377,6 +381,12 @@ async fn supervise(s: Arc<Shared>, mut client: Client) {
                 }
             }
         };
+        if s.stop.is_cancelled() {
+            // Unmounted while connecting: drop this connection (killing a stdio child).
+            let _ = s.shutdown(client).await;
+            s.down("unmounted".into());
+            return;
+        }
         if let Err(e) = s.sync(client.peer(), false).await {
             log::warn!(target: "agent_runtime.mcp", "{e}");
         }
