@@ -32,7 +32,7 @@ from .common import (
 )
 
 # Module names under benches/, run in this order. Later: "tasks", "grpc", "mcp", "isolation", "swerex".
-AREAS = ["bridge", "tasks", "grpc", "mcp", "isolation", "search", "swerex", "swerex_remote"]
+AREAS = ["bridge", "tasks", "grpc", "mcp", "mcp_mount", "isolation", "search", "swerex", "swerex_remote"]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
 ANALYSIS_MARKER = "<!-- analysis: from benches/ANALYSIS.md -->"

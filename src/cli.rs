@@ -49,6 +49,15 @@ struct Cli {
         global = true
     )]
     builtin: Vec<String>,
+    /// Mount an MCP server's tools: PREFIX=COMMAND ARGS... (stdio, shell quoting) or PREFIX=URL
+    /// (streamable HTTP); tools appear as PREFIX.tool, unchanged for an empty PREFIX (repeatable)
+    #[cfg(feature = "mcp")]
+    #[arg(long = "mcp-server", value_name = "PREFIX=COMMAND|URL", global = true)]
+    mcp_servers: Vec<String>,
+    /// Mount the MCP servers of a desktop-style config file ({"mcpServers": {...}}) (repeatable)
+    #[cfg(feature = "mcp")]
+    #[arg(long = "mcp-config", value_name = "FILE", global = true)]
+    mcp_configs: Vec<PathBuf>,
     /// More logging (-v info, -vv debug), on stderr
     #[arg(short, long, action = ArgAction::Count, global = true)]
     verbose: u8,
@@ -451,6 +460,27 @@ fn serve(a: ServeArgs, plugin_errors: Vec<String>) -> Result<(), Error> {
 }
 
 /// Run the CLI with `argv` (argv[0] is the program name); returns the exit code.
+/// Mount the `--mcp-config` files' servers, then the `--mcp-server` ones, into the global
+/// registry; they stay mounted for the life of the process.
+#[cfg(feature = "mcp")]
+fn mount_mcp_servers(specs: &[String], configs: &[PathBuf]) -> Result<(), Error> {
+    use crate::mcp::client;
+    let mut entries = Vec::new();
+    for c in configs {
+        entries.extend(client::load_config(c)?);
+    }
+    for s in specs {
+        entries.push(client::parse_server_spec(s)?);
+    }
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let task = runtime::handle().spawn(client::mount_all(Registry::global(), entries));
+    runtime::block_on(task)
+        .map_err(|e| Error::Runtime(format!("mounting MCP servers failed: {e}")))?
+        .map(|_| ())
+}
+
 pub fn run(argv: Vec<String>) -> i32 {
     let cli = match Cli::try_parse_from(argv) {
         Ok(c) => c,
@@ -494,6 +524,11 @@ pub fn run(argv: Vec<String>) -> i32 {
             report(&e, verbose);
             return 2;
         }
+    }
+    #[cfg(feature = "mcp")]
+    if let Err(e) = mount_mcp_servers(&cli.mcp_servers, &cli.mcp_configs) {
+        report(&e, verbose);
+        return 2;
     }
     for p in h.plugins() {
         if let Some(err) = &p.error {

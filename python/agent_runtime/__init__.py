@@ -46,6 +46,7 @@ from ._native import (
 )
 from ._peer import SamplingResult
 from .content import Audio, EmbeddedResource, Image, Message
+from .mcp_client import mount_mcp
 from .schema import derive_tool_schema, make_coercer
 
 __version__: str = _native.__version__
@@ -81,6 +82,7 @@ __all__ = [
     "import_tools",
     "isolate_modules",
     "isolation_stats",
+    "mount_mcp",
     "notify_resource_updated",
     "on",
     "prompt",

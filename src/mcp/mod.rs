@@ -23,6 +23,7 @@
 
 mod access;
 mod catalog;
+pub mod client;
 mod content;
 mod handler;
 mod http;

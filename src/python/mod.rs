@@ -11,6 +11,8 @@ pub mod host;
 pub mod isolation;
 pub mod loop_bridge;
 pub mod loop_waker;
+#[cfg(feature = "mcp")]
+pub mod mcp_mount;
 mod peer_requests;
 pub mod pythread;
 pub mod pytool;
@@ -267,6 +269,11 @@ pub fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<loop_bridge::Ready>()?;
     m.add_class::<context::PyContext>()?;
     m.add_class::<task::PyTask>()?;
+    #[cfg(feature = "mcp")]
+    {
+        m.add_class::<mcp_mount::PyMcpMount>()?;
+        m.add_function(wrap_pyfunction!(mcp_mount::mount_mcp, m)?)?;
+    }
     m.add_function(wrap_pyfunction!(tasks, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(import_tools, m)?)?;
