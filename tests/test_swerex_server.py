@@ -133,7 +133,7 @@ def test_interactive_and_shell_exit(server):
         name = f"i-{uuid.uuid4().hex[:8]}"
         await rt.create_session(CreateBashSessionRequest(session=name))
         obs = await rt.run_in_session(
-            BashAction(session=name, command="python3 -q", is_interactive_command=True, expect=[">>> "], timeout=20)
+            BashAction(session=name, command="PYTHON_BASIC_REPL=1 python3 -q", is_interactive_command=True, expect=[">>> "], timeout=20)
         )
         assert obs.expect_string == ">>> "
         obs = await rt.run_in_session(
