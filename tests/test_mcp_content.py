@@ -187,7 +187,7 @@ def inspector() -> str:
         if os.path.exists(local):
             path = local
     if path is None:
-        pytest.skip("the MCP Inspector CLI is not installed (source .ci/node)")
+        pytest.fail("the MCP Inspector CLI is not installed: run `source .ci/node` (what .ci/setup does)")
     return path
 
 
