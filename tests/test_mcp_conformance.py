@@ -36,13 +36,36 @@ def node_env() -> dict:
     return env
 
 
-def test_conformance_suite_all(tmp_path):
-    cli = conformance_cli()
-    env = node_env()
+def list_scenarios(cli: str, env: dict) -> list:
+    """The suite's server scenarios (at least 30: the whole suite is listed)."""
     listed = subprocess.run([cli, "list", "--server"], check=False, capture_output=True, text=True, env=env, timeout=120)
     assert listed.returncode == 0, listed.stderr
     scenarios = re.findall(r"^\s*- (\S+)", listed.stdout, re.MULTILINE)
     assert len(scenarios) >= 30, listed.stdout
+    return scenarios
+
+
+def check_results(out, scenarios: list, run: "subprocess.CompletedProcess[str]", what: str) -> None:
+    """Every listed scenario ran (a results directory is named server-<scenario>-<timestamp>) and
+    no check outside ALLOWED_FAILURES failed."""
+    ran = set()
+    failed = {}
+    for path in glob.glob(str(out / "*" / "checks.json")):
+        ran.add(os.path.basename(os.path.dirname(path)))
+        with open(path) as f:
+            for check in json.load(f):
+                if check.get("status") == "FAILURE":
+                    failed[check["id"]] = check.get("errorMessage", "")
+    missing = [s for s in scenarios if not any(n.startswith(f"server-{s}-") for n in ran)]
+    assert not missing, f"scenarios without results: {missing}\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}"
+    unexpected = {k: v for k, v in failed.items() if k not in ALLOWED_FAILURES}
+    assert not unexpected, f"failed {what}:\n" + "\n".join(f"  {k}: {v}" for k, v in sorted(unexpected.items()))
+
+
+def test_conformance_suite_all(tmp_path):
+    cli = conformance_cli()
+    env = node_env()
+    scenarios = list_scenarios(cli, env)
 
     server = ServerProcess(["--path", EXAMPLES, "--import", "mcp_conformance", "serve", "--mcp-http", "127.0.0.1:0"])
     try:
@@ -58,17 +81,4 @@ def test_conformance_suite_all(tmp_path):
     finally:
         assert server.stop() == 0, "".join(server.lines)
 
-    ran = set()
-    failed = {}
-    for path in glob.glob(str(out / "*" / "checks.json")):
-        name = os.path.basename(os.path.dirname(path))
-        ran.add(name)
-        with open(path) as f:
-            for check in json.load(f):
-                if check.get("status") == "FAILURE":
-                    failed[check["id"]] = check.get("errorMessage", "")
-    # Every listed scenario ran (a results directory is named server-<scenario>-<timestamp>).
-    missing = [s for s in scenarios if not any(n.startswith(f"server-{s}-") for n in ran)]
-    assert not missing, f"scenarios without results: {missing}\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}"
-    unexpected = {k: v for k, v in failed.items() if k not in ALLOWED_FAILURES}
-    assert not unexpected, "failed conformance checks:\n" + "\n".join(f"  {k}: {v}" for k, v in sorted(unexpected.items()))
+    check_results(out, scenarios, r, "conformance checks")

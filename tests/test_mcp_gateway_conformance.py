@@ -3,23 +3,16 @@
 `agent-runtime --path examples --import mcp_conformance serve --mcp-http` passes like it does
 directly (see test_mcp_conformance.py)."""
 
-import glob
-import json
-import os
-import re
 import subprocess
 
 from servers import ServerProcess
-from test_mcp_conformance import ALLOWED_FAILURES, EXAMPLES, conformance_cli, node_env
+from test_mcp_conformance import EXAMPLES, check_results, conformance_cli, list_scenarios, node_env
 
 
 def test_conformance_suite_through_the_gateway(tmp_path):
     cli = conformance_cli()
     env = node_env()
-    listed = subprocess.run([cli, "list", "--server"], check=False, capture_output=True, text=True, env=env, timeout=120)
-    assert listed.returncode == 0, listed.stderr
-    scenarios = re.findall(r"^\s*- (\S+)", listed.stdout, re.MULTILINE)
-    assert len(scenarios) >= 30, listed.stdout
+    scenarios = list_scenarios(cli, env)
 
     upstream = ServerProcess(["--path", EXAMPLES, "--import", "mcp_conformance", "serve", "--mcp-http", "127.0.0.1:0"])
     try:
@@ -35,17 +28,4 @@ def test_conformance_suite_through_the_gateway(tmp_path):
     finally:
         assert upstream.stop() == 0, "".join(upstream.lines)
 
-    ran = set()
-    failed = {}
-    for path in glob.glob(str(out / "*" / "checks.json")):
-        ran.add(os.path.basename(os.path.dirname(path)))
-        with open(path) as f:
-            for check in json.load(f):
-                if check.get("status") == "FAILURE":
-                    failed[check["id"]] = check.get("errorMessage", "")
-    missing = [s for s in scenarios if not any(n.startswith(f"server-{s}-") for n in ran)]
-    assert not missing, f"scenarios without results: {missing}\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}"
-    unexpected = {k: v for k, v in failed.items() if k not in ALLOWED_FAILURES}
-    assert not unexpected, "failed checks through the gateway:\n" + "\n".join(
-        f"  {k}: {v}" for k, v in sorted(unexpected.items())
-    )
+    check_results(out, scenarios, r, "checks through the gateway")
