@@ -21,7 +21,6 @@ from .common import (
     measure_async,
     measure_native,
     require_bench_build,
-    row_from_samples,
     rss_bytes,
 )
 
@@ -80,7 +79,7 @@ def _sync_rows(quick: bool) -> Dict[str, Row]:
     m = measure(cases, quick)
 
     def row(key: str, name: str, **kw: Any) -> Row:
-        return row_from_samples(AREA, name, m[key].samples, m[key].batch, **kw)
+        return m[key].row(AREA, name, **kw)
 
     out = {
         "loop": row("loop", "timing-loop overhead (`pass`), included in every Python row"),
@@ -115,19 +114,15 @@ def _async_rows(quick: bool) -> Dict[str, Row]:
         Case("call_async", 'await call_async("diag.noop")', ns, is_async=True),
     ]
     m = measure_async(cases, quick)
-    c = row_from_samples(
+    c = m["C"].row(
         AREA,
         "await _native._bench_future_into_py() (future_into_py, ready future)",
-        m["C"].samples,
-        m["C"].batch,
         tag="C",
         note="tokio task -> asyncio future: a cross-thread wakeup per call",
     )
-    ca = row_from_samples(
+    ca = m["call_async"].row(
         AREA,
         'await call_async("diag.noop") (one asyncio.run loop, sequential)',
-        m["call_async"].samples,
-        m["call_async"].batch,
         target=Target(10_000),
         note="diag.noop completes inline: call_async returns a ready awaitable (no thread hop)",
     ).relate(c)
@@ -148,11 +143,9 @@ def _thread_hop_row(quick: bool) -> Row:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
-    return row_from_samples(
+    return m.row(
         AREA,
         "pure Python round trip: run_coroutine_threadsafe(anoop(), loop).result()",
-        m.samples,
-        m.batch,
         tag="E",
         note="no agent_runtime: the machine's cross-thread asyncio round trip",
     )
@@ -164,19 +157,15 @@ def _native_rows(quick: bool) -> Dict[str, Row]:
     aw = measure_native("await", lambda n: _native._bench_rust_await(reg, "bench.anoop", n, {}), quick)
     note = "Rust-timed; one figure per 100 calls"
     return {
-        "r2p": row_from_samples(
+        "r2p": r2p.row(
             AREA,
             "Rust\u2192Python sync call of bench.noop from a tokio worker",
-            r2p.samples,
-            r2p.batch,
             target=Target(1_000),
             note=note,
         ),
-        "await": row_from_samples(
+        "await": aw.row(
             AREA,
             "Rust awaits async Python tool bench.anoop",
-            aw.samples,
-            aw.batch,
             target=Target(20_000),
             note=note + "; each call runs the coroutine on the runtime's asyncio loop thread",
         ),

@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024  # "MB" in the report means MiB (VmRSS is reported in KiB)
@@ -207,6 +207,23 @@ class Measurement:
     @property
     def median(self) -> float:
         return statistics.median(self.samples)
+
+    def row(self, area: str, name: str, **kw: Any) -> Row:
+        """This measurement as a result row (see ``row_from_samples``)."""
+        return row_from_samples(area, name, self.samples, self.batch, **kw)
+
+
+async def timed_awaits(op: Callable[[], Awaitable[Any]], n: int, warmup: int) -> List[float]:
+    """Nanoseconds of each of `n` sequential awaits of `op()`, after `warmup` untimed ones (for
+    operations too slow to batch)."""
+    for _ in range(warmup):
+        await op()
+    out = []
+    for _ in range(n):
+        t = time.perf_counter_ns()
+        await op()
+        out.append(float(time.perf_counter_ns() - t))
+    return out
 
 
 def _batch_size(per_call_ns: float, s: Settings) -> int:

@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 
 import agent_runtime
 
-from .common import Case, Row, Target, measure, measure_async, row_from_samples
+from .common import Case, Row, Target, measure, measure_async
 
 AREA = "isolation"
 ARGS = {"value": {"text": "hello", "n": 3, "items": [1, 2, 3]}}
@@ -61,7 +61,7 @@ def _floor_row(quick: bool) -> Row:
         assert child.stdin is not None
         child.stdin.close()
         child.wait()
-    return row_from_samples(AREA, "floor: raw 100-byte pipe ping-pong with a Python child (os.read/os.write)", m["pp"].samples, m["pp"].batch, tag="F")
+    return m["pp"].row(AREA, "floor: raw 100-byte pipe ping-pong with a Python child (os.read/os.write)", tag="F")
 
 
 def _codec_rows(quick: bool) -> List[Row]:
@@ -78,10 +78,10 @@ def _codec_rows(quick: bool) -> List[Row]:
     except ImportError:
         pass
     m = measure(cases, quick)
-    rows = [row_from_samples(AREA, "worker frame codec: json dumps+loads of a call frame (stdlib)", m["json"].samples, m["json"].batch, tag="J")]
+    rows = [m["json"].row(AREA, "worker frame codec: json dumps+loads of a call frame (stdlib)", tag="J")]
     if "msgpack" in m:
         rows.append(
-            row_from_samples(AREA, "worker frame codec: msgpack packb+unpackb of the same frame", m["msgpack"].samples, m["msgpack"].batch).relate(rows[0])
+            m["msgpack"].row(AREA, "worker frame codec: msgpack packb+unpackb of the same frame").relate(rows[0])
         )
     return rows
 
@@ -101,31 +101,25 @@ def run(quick: bool) -> List[Row]:
     # Separately: interleaving process spawns with the pool's batches disturbs both.
     m.update(measure([Case("sub", "sub(payload)", ns)], quick))
     a = measure_async([Case("aiso", 'await call_async("bench.iso.aecho", ARGS)', ns, is_async=True)], quick)
-    base = row_from_samples(AREA, 'in-process call("bench.iso.local", args) \u2014 same echo', m["local"].samples, m["local"].batch, tag="L")
-    sub = row_from_samples(
+    base = m["local"].row(AREA, 'in-process call("bench.iso.local", args) \u2014 same echo', tag="L")
+    sub = m["sub"].row(
         AREA,
         "note's subprocess per call: subprocess.run([sys.executable, '-c', echo])",
-        m["sub"].samples,
-        m["sub"].batch,
         tag="S",
     )
-    iso = row_from_samples(
+    iso = m["iso"].row(
         AREA,
         'isolated call("bench.iso.echo", args) \u2014 worker round trip',
-        m["iso"].samples,
-        m["iso"].batch,
         target=Target(100_000),
         note="sync tool: a worker to itself; length-prefixed JSON over pipes",
     ).relate(base)
-    aiso = row_from_samples(
+    aiso = a["aiso"].row(
         AREA,
         'isolated await call_async("bench.iso.aecho", args) \u2014 async tool',
-        a["aiso"].samples,
-        a["aiso"].batch,
         target=Target(100_000),
         note="runs on the worker's asyncio loop thread: one more thread hop there",
     ).relate(base)
-    vs_sub = row_from_samples(AREA, "isolated call vs subprocess per call", m["iso"].samples, m["iso"].batch).relate(sub)
+    vs_sub = m["iso"].row(AREA, "isolated call vs subprocess per call").relate(sub)
     floor = _floor_row(quick)
-    vs_floor = row_from_samples(AREA, "isolated call vs the pipe ping-pong floor", m["iso"].samples, m["iso"].batch).relate(floor)
+    vs_floor = m["iso"].row(AREA, "isolated call vs the pipe ping-pong floor").relate(floor)
     return [base, iso, aiso, sub, vs_sub, floor, vs_floor, *_codec_rows(quick)]

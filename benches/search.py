@@ -21,7 +21,7 @@ from typing import Any, Dict, List
 
 import agent_runtime
 
-from .common import Case, Row, measure, row_from_samples
+from .common import Case, Row, measure
 
 AREA = "search"
 TERM = "import"
@@ -92,7 +92,7 @@ def run(quick: bool) -> List[Row]:
     )
 
     def row(key: str, name: str, **kw: Any) -> Row:
-        return row_from_samples(AREA, name, m[key].samples, m[key].batch, **kw)
+        return m[key].row(AREA, name, **kw)
 
     where = f"{tree} ({n_files} entries)"
     base_dir = row("grep_dir", f'grep -rIc "{TERM}" DIR (subprocess)', tag="G", note=where)

@@ -7,23 +7,12 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from typing import Any, Awaitable, Callable, List, Optional
+from typing import List, Optional
 
-from .common import Row, Target, row_from_samples
+from .common import Row, Target, row_from_samples, timed_awaits
 
 AREA = "swerex"
 MS = 1_000_000  # ns
-
-
-async def _samples(op: Callable[[], Awaitable[Any]], n: int, warmup: int = 1) -> List[float]:
-    for _ in range(warmup):
-        await op()
-    out = []
-    for _ in range(n):
-        t = time.perf_counter_ns()
-        await op()
-        out.append(float(time.perf_counter_ns() - t))
-    return out
 
 
 async def _measure(quick: bool) -> List[Row]:
@@ -79,20 +68,20 @@ async def _measure(quick: bool) -> List[Row]:
         res = {}
         for label, rt in runtimes.items():
             action = BashAction(session="b", command="echo hi", check=check)
-            res[label] = await _samples(lambda rt=rt, a=action: rt.run_in_session(a), reps_cmd, warmup=2)
+            res[label] = await timed_awaits(lambda rt=rt, a=action: rt.run_in_session(a), reps_cmd, warmup=2)
         pair(f'run_in_session("echo hi"), check="{check}"', f"E{i + 1}", res["LocalRuntime"],
              res["RustRuntime"], 5)
 
     # 6.9 MB of output. LocalRuntime takes ~30 s for it: only in the full run.
     seq = BashAction(session="b", command="seq 1 1000000", timeout=600)
-    rust = await _samples(lambda: runtimes["RustRuntime"].run_in_session(seq), 1 if quick else 3)
+    rust = await timed_awaits(lambda: runtimes["RustRuntime"].run_in_session(seq), 1 if quick else 3, warmup=1)
     if quick:
         rows.append(
             row_from_samples(AREA, "RustRuntime: seq 1 1000000 (6.9 MB output)", rust, 1,
                              target=Target(500 * MS), note="LocalRuntime (~30 s) only in the full run")
         )
     else:
-        local = await _samples(lambda: runtimes["LocalRuntime"].run_in_session(seq), 1, warmup=0)
+        local = await timed_awaits(lambda: runtimes["LocalRuntime"].run_in_session(seq), 1, warmup=0)
         pair("seq 1 1000000 (6.9 MB output)", "S", local, rust, 500)
 
     # Interrupt after a timeout, then the next command (the timeout itself is not timed).
@@ -115,7 +104,7 @@ async def _measure(quick: bool) -> List[Row]:
     res = {}
     cmd = Command(command=["echo", "hi"])
     for label, rt in runtimes.items():
-        res[label] = await _samples(lambda rt=rt: rt.execute(cmd), reps_cmd, warmup=2)
+        res[label] = await timed_awaits(lambda rt=rt: rt.execute(cmd), reps_cmd, warmup=2)
     pair('execute(["echo", "hi"])', "X", res["LocalRuntime"], res["RustRuntime"], None)
 
     for rt in runtimes.values():
@@ -123,13 +112,21 @@ async def _measure(quick: bool) -> List[Row]:
     return rows
 
 
-def run(quick: bool) -> List[Row]:
+def swerex_missing(area: str) -> bool:
+    """True, after saying why on stderr, where swe-rex cannot run: the areas measuring against it
+    are then skipped."""
     if sys.version_info < (3, 10):
-        print(f"[{AREA}] skipped: swe-rex needs Python 3.10+", file=sys.stderr)
-        return []
+        print(f"[{area}] skipped: swe-rex needs Python 3.10+", file=sys.stderr)
+        return True
     try:
         import swerex  # noqa: F401
     except ImportError:
-        print(f"[{AREA}] skipped: swe-rex is not installed (pip install swe-rex)", file=sys.stderr)
+        print(f"[{area}] skipped: swe-rex is not installed (pip install swe-rex)", file=sys.stderr)
+        return True
+    return False
+
+
+def run(quick: bool) -> List[Row]:
+    if swerex_missing(AREA):
         return []
     return asyncio.run(_measure(quick))

@@ -13,9 +13,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
-from .common import Row, Target, row_from_samples
+from .common import Row, Target, row_from_samples, timed_awaits
+from .swerex import swerex_missing
 
 AREA = "swerex_remote"
 TOKEN = "bench-token"
@@ -72,17 +73,6 @@ def _rss(pid: int) -> float:
     return 0.0
 
 
-async def _samples(op: Callable[[], Awaitable[Any]], n: int, warmup: int = 2) -> List[float]:
-    for _ in range(warmup):
-        await op()
-    out = []
-    for _ in range(n):
-        t = time.perf_counter_ns()
-        await op()
-        out.append(float(time.perf_counter_ns() - t))
-    return out
-
-
 async def _drive(url: str, quick: bool) -> Dict[str, List[float]]:
     from swerex.runtime.abstract import BashAction, CloseBashSessionRequest, CreateBashSessionRequest
     from swerex.runtime.remote import RemoteRuntime
@@ -91,9 +81,9 @@ async def _drive(url: str, quick: bool) -> Dict[str, List[float]]:
     await rt.create_session(CreateBashSessionRequest(session="b", startup_timeout=60))
     got: Dict[str, List[float]] = {}
     echo = BashAction(session="b", command="echo hi")
-    got["echo"] = await _samples(lambda: rt.run_in_session(echo), 10 if quick else 50)
+    got["echo"] = await timed_awaits(lambda: rt.run_in_session(echo), 10 if quick else 50, warmup=2)
     seq = BashAction(session="b", command="seq 1 1000000", timeout=600)
-    got["seq"] = await _samples(lambda: rt.run_in_session(seq), 1 if quick else 2, warmup=0)
+    got["seq"] = await timed_awaits(lambda: rt.run_in_session(seq), 1 if quick else 2, warmup=0)
 
     n_cmds = 10 if quick else 100
 
@@ -161,13 +151,7 @@ def _measure(quick: bool) -> List[Row]:
 
 
 def run(quick: bool) -> List[Row]:
-    if sys.version_info < (3, 10):
-        print(f"[{AREA}] skipped: swe-rex needs Python 3.10+", file=sys.stderr)
-        return []
-    try:
-        import swerex  # noqa: F401
-    except ImportError:
-        print(f"[{AREA}] skipped: swe-rex is not installed (pip install swe-rex)", file=sys.stderr)
+    if swerex_missing(AREA):
         return []
     os.environ.pop("AGENT_RUNTIME_TOKEN", None)
     return _measure(quick)

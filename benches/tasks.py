@@ -45,18 +45,16 @@ def _round_trips(quick: bool) -> List[Row]:
         quick,
     )
     s = measure([Case("sync", 'spawn("diag.noop").result()', ns)], quick)
-    base = row_from_samples(AREA, "asyncio baseline: await create_task(noop coroutine)", m["P"].samples, m["P"].batch, tag="P")
+    base = m["P"].row(AREA, "asyncio baseline: await create_task(noop coroutine)", tag="P")
     return [
         base,
-        row_from_samples(AREA, 'await spawn("diag.noop") \u2014 Rust noop task', m["rust"].samples, m["rust"].batch).relate(base),
-        row_from_samples(
+        m["rust"].row(AREA, 'await spawn("diag.noop") \u2014 Rust noop task').relate(base),
+        m["py"].row(
             AREA,
             'await spawn("bench.tasks.anoop") \u2014 async Python noop task',
-            m["py"].samples,
-            m["py"].batch,
             note="the coroutine runs on the runtime's loop thread: two cross-thread hops",
         ).relate(base),
-        row_from_samples(AREA, 'spawn("diag.noop").result() \u2014 sync wait, GIL released', s["sync"].samples, s["sync"].batch),
+        s["sync"].row(AREA, 'spawn("diag.noop").result() \u2014 sync wait, GIL released'),
     ]
 
 

@@ -21,51 +21,8 @@ use std::time::{Duration, Instant};
 use agent_runtime::grpc::Client;
 use serde_json::{json, Value};
 
-struct Args {
-    addr: String,
-    tool: String,
-    args_json: String,
-    calls: u64,
-    concurrency: u64,
-    expected: Value,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.len() != 5 && argv.len() != 6 {
-        return Err(
-            "usage: grpc_load ADDR TOOL ARGS_JSON CALLS CONCURRENCY [EXPECTED_JSON]".to_string(),
-        );
-    }
-    let args: Value =
-        serde_json::from_str(&argv[2]).map_err(|e| format!("ARGS_JSON is not JSON: {e}"))?;
-    let expected = match argv.get(5) {
-        Some(text) => {
-            serde_json::from_str(text).map_err(|e| format!("EXPECTED_JSON is not JSON: {e}"))?
-        }
-        None => args
-            .get("value")
-            .cloned()
-            .ok_or("ARGS_JSON has no \"value\" field: pass EXPECTED_JSON")?,
-    };
-    let calls: u64 = argv[3]
-        .parse()
-        .map_err(|e| format!("CALLS must be a positive integer: {e}"))?;
-    let concurrency: u64 = argv[4]
-        .parse()
-        .map_err(|e| format!("CONCURRENCY must be a positive integer: {e}"))?;
-    if calls == 0 || concurrency == 0 {
-        return Err("CALLS and CONCURRENCY must be at least 1".to_string());
-    }
-    Ok(Args {
-        addr: argv[0].clone(),
-        tool: argv[1].clone(),
-        args_json: argv[2].clone(),
-        calls,
-        concurrency: concurrency.min(calls),
-        expected,
-    })
-}
+mod load_common;
+use load_common::LoadArgs;
 
 /// One call; `true` when it succeeded and returned the expected value.
 async fn call_ok(client: &Client, tool: &str, args_json: &str, expected: &Value) -> bool {
@@ -75,8 +32,8 @@ async fn call_ok(client: &Client, tool: &str, args_json: &str, expected: &Value)
     }
 }
 
-async fn run(a: Args) -> Result<Value, String> {
-    let client = Client::connect(&a.addr)
+async fn run(a: LoadArgs) -> Result<Value, String> {
+    let client = Client::connect(&a.target)
         .await
         .map_err(|e| e.to_string())?
         .with_timeout(Duration::from_secs(30));
@@ -93,7 +50,7 @@ async fn run(a: Args) -> Result<Value, String> {
     let errors = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..a.concurrency {
+    for _ in 0..a.parallel {
         let (client, tool, args_json) = (client.clone(), tool.clone(), args_json.clone());
         let (expected, next, errors) = (expected.clone(), next.clone(), errors.clone());
         let calls = a.calls;
@@ -119,31 +76,6 @@ async fn run(a: Args) -> Result<Value, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("grpc_load: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("grpc_load: cannot start tokio: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(args)) {
-        Ok(line) => {
-            println!("{line}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("grpc_load: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let args = load_common::parse_args("grpc_load", "ADDR", "CONCURRENCY", false);
+    load_common::main("grpc_load", args, run)
 }

@@ -25,59 +25,13 @@ use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::ServiceExt;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+
+mod load_common;
+use load_common::LoadArgs;
 
 /// Longest a single call may take before it counts as an error (keeps the run bounded).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-struct Args {
-    url: String,
-    tool: String,
-    arguments: Map<String, Value>,
-    calls: u64,
-    connections: u64,
-    expected: Value,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.len() != 5 && argv.len() != 6 {
-        return Err(
-            "usage: mcp_load URL TOOL ARGS_JSON CALLS CONNECTIONS [EXPECTED_JSON]".to_string(),
-        );
-    }
-    let arguments = match serde_json::from_str(&argv[2]) {
-        Ok(Value::Object(m)) => m,
-        Ok(_) => return Err("ARGS_JSON must be a JSON object".to_string()),
-        Err(e) => return Err(format!("ARGS_JSON is not JSON: {e}")),
-    };
-    let expected = match argv.get(5) {
-        Some(text) => {
-            serde_json::from_str(text).map_err(|e| format!("EXPECTED_JSON is not JSON: {e}"))?
-        }
-        None => arguments
-            .get("value")
-            .cloned()
-            .ok_or("ARGS_JSON has no \"value\" field: pass EXPECTED_JSON")?,
-    };
-    let calls: u64 = argv[3]
-        .parse()
-        .map_err(|e| format!("CALLS must be a positive integer: {e}"))?;
-    let connections: u64 = argv[4]
-        .parse()
-        .map_err(|e| format!("CONNECTIONS must be a positive integer: {e}"))?;
-    if calls == 0 || connections == 0 {
-        return Err("CALLS and CONNECTIONS must be at least 1".to_string());
-    }
-    Ok(Args {
-        url: argv[0].clone(),
-        tool: argv[1].clone(),
-        arguments,
-        calls,
-        connections: connections.min(calls),
-        expected,
-    })
-}
 
 type Client = RunningService<RoleClient, ()>;
 
@@ -118,13 +72,15 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)] as f64 / 1e3
 }
 
-async fn run(a: Args) -> Result<Value, String> {
-    let params = Arc::new(CallToolRequestParams::new(a.tool.clone()).with_arguments(a.arguments));
+async fn run(a: LoadArgs) -> Result<Value, String> {
+    // An object: `parse_args` refused anything else.
+    let arguments = a.args.as_object().cloned().unwrap_or_default();
+    let params = Arc::new(CallToolRequestParams::new(a.tool.clone()).with_arguments(arguments));
     let expected = Arc::new(a.expected);
     // Connect every client (and warm its connection up) outside the timing.
     let mut clients = Vec::new();
-    for _ in 0..a.connections {
-        let c = connect(&a.url).await?;
+    for _ in 0..a.parallel {
+        let c = connect(&a.target).await?;
         call(&c, &params, &expected)
             .await
             .map_err(|e| format!("warmup call of {}: {e}", a.tool))?;
@@ -172,7 +128,7 @@ async fn run(a: Args) -> Result<Value, String> {
     Ok(json!({
         "calls": a.calls,
         "errors": errors.load(Ordering::Relaxed),
-        "connections": a.connections,
+        "connections": a.parallel,
         "secs": secs,
         "per_sec": a.calls as f64 / secs,
         "median_us": percentile(&all, 0.5),
@@ -181,31 +137,6 @@ async fn run(a: Args) -> Result<Value, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("mcp_load: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mcp_load: cannot start tokio: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(args)) {
-        Ok(line) => {
-            println!("{line}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("mcp_load: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let args = load_common::parse_args("mcp_load", "URL", "CONNECTIONS", true);
+    load_common::main("mcp_load", args, run)
 }

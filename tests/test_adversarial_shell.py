@@ -15,18 +15,14 @@ from typing import Any, Dict, List
 import agent_runtime
 import pytest
 from agent_runtime import ConversionError, InvalidArguments, Registry, ToolError
-from test_shell import session_members
+from test_shell import session_members, shell_registry
 
 WRAPPER_BITS = ("builtin", "__art", "ART", "agent-runtime-shell", "\x1e")
 
 
 @pytest.fixture
 def reg():
-    r = Registry()
-    agent_runtime.register_builtin_tools(["shell"], registry=r)
-    yield r
-    for name in r.call("shell.session.list"):
-        r.call("shell.session.close", {"session": name})
+    yield from shell_registry()
 
 
 def run(reg: Registry, cmd: str, **kw: Any) -> Dict[str, Any]:

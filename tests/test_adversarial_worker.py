@@ -9,6 +9,7 @@ import math
 import os
 import stat
 import sys
+from pathlib import Path
 from typing import Any, List
 
 import agent_runtime as ar
@@ -193,14 +194,20 @@ def test_only_the_worker_answers_after_a_fork(raw):
 # ---------------------------------------------------------------- stubborn async calls
 
 
+async def nap_running(seconds: float, marker: Path) -> asyncio.Future[Any]:
+    """An `iso_async_nap` call, once it runs in a worker (its pid written to `marker`)."""
+    nap = asyncio.ensure_future(ar.call_async("iso_async_nap", {"seconds": seconds, "marker": str(marker)}))
+    while not marker.exists():
+        await asyncio.sleep(0.01)
+    return nap
+
+
 def test_an_async_call_ignoring_cancellation_does_not_take_a_healthy_call_down(tmp_path):
     configure(size=1, cancel_grace=0.3)
     marker = tmp_path / "pid"
 
     async def main() -> Any:
-        healthy = asyncio.ensure_future(ar.call_async("iso_async_nap", {"seconds": 1.5, "marker": str(marker)}))
-        while not marker.exists():
-            await asyncio.sleep(0.01)
+        healthy = await nap_running(1.5, marker)
         with pytest.raises(ar.ToolTimeout):
             await ar.call_async("iso_async_stubborn", {"seconds": 30}, timeout=0.2)
         return await healthy
@@ -217,9 +224,7 @@ def test_a_blocked_event_loop_kills_the_worker_and_names_the_reason(tmp_path):
     marker = tmp_path / "pid"
 
     async def main() -> Any:
-        healthy = asyncio.ensure_future(ar.call_async("iso_async_nap", {"seconds": 60, "marker": str(marker)}))
-        while not marker.exists():
-            await asyncio.sleep(0.01)
+        healthy = await nap_running(60, marker)
         with pytest.raises(ar.ToolTimeout):
             await ar.call_async("iso_async_block", {"seconds": 60}, timeout=0.2)
         with pytest.raises(ar.WorkerCrashed) as ei:

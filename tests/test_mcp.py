@@ -9,50 +9,21 @@ import urllib.error
 import urllib.request
 
 import pytest
-from servers import HERE, ServerProcess, server_env, wait_for_file
+from servers import ServerProcess, server_env, wait_for_file
 
 if sys.version_info < (3, 10):
     pytest.skip("the MCP Python SDK needs Python 3.10+", allow_module_level=True)
 mcp = pytest.importorskip("mcp", reason="MCP tests need the `mcp` package (pip install mcp)")
 
-from mcp import Client, StdioServerParameters
+from mcp_sdk_clients import TRANSPORTS, Serve, run, text_of
+
+from mcp import Client
 
 TOOL_ARGS = ["--import", "mcp_tools", "--import", "sample_tools"]
-
-
-def text_of(result) -> str:
-    return "".join(getattr(c, "text", "") for c in result.content)
-
-
-@pytest.fixture(scope="module")
-def http_server():
-    s = ServerProcess([*TOOL_ARGS, "serve", "--mcp-http", "127.0.0.1:0", "--mcp-max-result-bytes", "5000"])
-    yield s
-    assert s.stop() == 0, "".join(s.lines)
-
-
-def stdio_params(*extra: str) -> StdioServerParameters:
-    return StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "agent_runtime", *TOOL_ARGS, *extra, "serve", "--mcp-stdio"],
-        env=server_env(),
-        cwd=HERE,
-    )
-
-
-TRANSPORTS = ["stdio", "http", "http-legacy"]
-
-
-def client_for(kind, http_server) -> Client:
-    if kind == "stdio":
-        return Client(stdio_params())
-    if kind == "http":
-        return Client(http_server.addr)
-    return Client(http_server.addr, mode="legacy")
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 60))
+SERVE = Serve(TOOL_ARGS)
+# The stdio server of client_for() keeps the default result cap.
+http_server = Serve(TOOL_ARGS, ["--mcp-max-result-bytes", "5000"]).http_server_fixture()
+client_for = SERVE.client
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
@@ -236,12 +207,7 @@ def test_stdio_keeps_stdout_clean(tmp_path):
     )
 
     async def main():
-        params = StdioServerParameters(
-            command=sys.executable,
-            args=["-m", "agent_runtime", "--path", str(tmp_path), "--import", "noisy_tools", "serve", "--mcp-stdio"],
-            env=server_env(),
-            cwd=HERE,
-        )
+        params = Serve(["--path", str(tmp_path), "--import", "noisy_tools"]).stdio_params()
         async with Client(params) as c:
             for _ in range(3):
                 r = await c.call_tool("noisy", {})
@@ -340,13 +306,7 @@ def test_isolated_tools_over_mcp(tmp_path):
         seen.append((progress, total, message))
 
     async def main():
-        params = StdioServerParameters(
-            command=sys.executable,
-            args=["-m", "agent_runtime", "--import", "iso_tools", "serve", "--mcp-stdio"],
-            env=server_env(),
-            cwd=HERE,
-        )
-        async with Client(params) as c:
+        async with Client(Serve(["--import", "iso_tools"]).stdio_params()) as c:
             r = await c.call_tool("iso_echo", {"value": {"a": [1, 2]}})
             assert not r.is_error and r.structured_content == {"result": {"a": [1, 2]}}
 

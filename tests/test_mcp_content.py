@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from servers import HERE, ServerProcess, server_env
+from servers import HERE, server_env
 
 if sys.version_info < (3, 10):
     pytest.skip("the MCP Python SDK needs Python 3.10+", allow_module_level=True)
@@ -20,46 +20,12 @@ mcp = pytest.importorskip("mcp", reason="MCP tests need the `mcp` package (pip i
 import agent_runtime
 import mcpa_tools
 from agent_runtime import Audio, EmbeddedResource, Image
-
-from mcp import Client, StdioServerParameters
+from mcp_sdk_clients import TRANSPORTS, Serve, run, text_of
 
 ARGS = ["--import", "mcpa_tools"]
-TRANSPORTS = ["stdio", "http", "http-legacy"]
-
-
-def text_of(result) -> str:
-    return "".join(getattr(c, "text", "") for c in result.content)
-
-
-@pytest.fixture(scope="module")
-def http_server():
-    s = ServerProcess([*ARGS, "serve", "--mcp-http", "127.0.0.1:0", "--mcp-max-result-bytes", "4000"])
-    yield s
-    assert s.stop() == 0, "".join(s.lines)
-
-
-def stdio_cmd():
-    return [
-        sys.executable,
-        "-m",
-        "agent_runtime",
-        *ARGS,
-        "serve",
-        "--mcp-stdio",
-        "--mcp-max-result-bytes",
-        "4000",
-    ]
-
-
-def client_for(kind, http_server) -> Client:
-    if kind == "stdio":
-        cmd = stdio_cmd()
-        return Client(StdioServerParameters(command=cmd[0], args=cmd[1:], env=server_env(), cwd=HERE))
-    return Client(http_server.addr, mode="legacy" if kind == "http-legacy" else "auto")
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 60))
+SERVE = Serve(ARGS, ["--mcp-max-result-bytes", "4000"])
+http_server = SERVE.http_server_fixture()
+client_for = SERVE.client
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
@@ -202,7 +168,7 @@ def inspector_env():
 def test_inspector_cli_sees_a_tool_error(kind, http_server):
     """The TypeScript SDK validates structuredContent against the output schema: a failing tool
     must come out as a tool error (exit code 5), not a protocol error."""
-    target = stdio_cmd() if kind == "stdio" else [http_server.addr, "--transport", "http"]
+    target = SERVE.stdio_cmd() if kind == "stdio" else [http_server.addr, "--transport", "http"]
 
     def call(tool, *args):
         cmd = [inspector(), "--cli", *target, "--method", "tools/call", "--tool-name", tool, *args]

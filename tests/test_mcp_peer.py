@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-from servers import HERE, ServerProcess, server_env
 
 if sys.version_info < (3, 10):
     pytest.skip("the MCP Python SDK needs Python 3.10+", allow_module_level=True)
@@ -17,44 +16,23 @@ mcp = pytest.importorskip("mcp", reason="MCP tests need the `mcp` package (pip i
 
 import agent_runtime
 import mcpa_tools  # noqa: F401  (the tools, in this process too)
+from mcp_sdk_clients import Serve, run, text_of
 
-from mcp import Client, StdioServerParameters, types
+from mcp import Client, types
 
 # Logging and sampling are deprecated as of protocol 2026-07-28 (SEP-2577), still current for
 # the handshake protocols these tests speak.
 pytestmark = pytest.mark.filterwarnings("ignore:.*SEP-2577")
 
-ARGS = ["--import", "mcpa_tools"]
+SERVE = Serve(["--import", "mcpa_tools"])
+http_server = SERVE.http_server_fixture()
 # Server-to-client requests and `logging/setLevel` belong to the handshake protocols (2025-*);
 # protocol 2026-07-28 forbids them (see test_modern_protocol_*).
 KINDS = ["stdio", "http"]
 
 
-def text_of(result) -> str:
-    return "".join(getattr(c, "text", "") for c in result.content)
-
-
-@pytest.fixture(scope="module")
-def http_server():
-    s = ServerProcess([*ARGS, "serve", "--mcp-http", "127.0.0.1:0"])
-    yield s
-    assert s.stop() == 0, "".join(s.lines)
-
-
 def legacy_client(kind, http_server, **callbacks) -> Client:
-    if kind == "stdio":
-        params = StdioServerParameters(
-            command=sys.executable,
-            args=["-m", "agent_runtime", *ARGS, "serve", "--mcp-stdio"],
-            env=server_env(),
-            cwd=HERE,
-        )
-        return Client(params, mode="legacy", **callbacks)
-    return Client(http_server.addr, mode="legacy", **callbacks)
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 60))
+    return SERVE.client(kind, http_server, legacy=True, **callbacks)
 
 
 async def eventually(cond, what: str, timeout: float = 10.0) -> None:

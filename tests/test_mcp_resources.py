@@ -12,44 +12,20 @@ import warnings
 
 import agent_runtime
 import pytest
-from servers import HERE, ServerProcess, server_env, wait_for_file
+from servers import wait_for_file
 
 if sys.version_info < (3, 10):
     pytest.skip("the MCP Python SDK needs Python 3.10+", allow_module_level=True)
 mcp = pytest.importorskip("mcp", reason="MCP tests need the `mcp` package (pip install mcp)")
 
 from mcp.shared.exceptions import MCPError
+from mcp_sdk_clients import TRANSPORTS, Serve, run
 
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
-ARGS = ["--import", "mcpb_catalog"]
-TRANSPORTS = ["stdio", "http", "http-legacy"]
-
-
-@pytest.fixture(scope="module")
-def http_server():
-    s = ServerProcess([*ARGS, "serve", "--mcp-http", "127.0.0.1:0"])
-    yield s
-    assert s.stop() == 0, "".join(s.lines)
-
-
-def client_for(kind, http_server, legacy: bool = False, **kw) -> Client:
-    """A client for `kind`; `legacy` makes stdio use the initialize handshake too."""
-    if kind == "stdio":
-        params = StdioServerParameters(
-            command=sys.executable,
-            args=["-m", "agent_runtime", *ARGS, "serve", "--mcp-stdio"],
-            env=server_env(),
-            cwd=HERE,
-        )
-        return Client(params, mode="legacy" if legacy else "auto", **kw)
-    if kind == "http":
-        return Client(http_server.addr, **kw)
-    return Client(http_server.addr, mode="legacy", **kw)
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 60))
+SERVE = Serve(["--import", "mcpb_catalog"])
+http_server = SERVE.http_server_fixture()
+client_for = SERVE.client
 
 
 def text(result) -> str:

@@ -8,20 +8,25 @@ import shlex
 import sys
 import threading
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import agent_runtime
 import pytest
 from agent_runtime import InvalidArguments, RegistrationError, Registry, ToolError
 
 
-@pytest.fixture
-def reg():
+def shell_registry() -> Iterator[Registry]:
+    """A registry with the shell tools; its sessions left open are closed after."""
     r = Registry()
     agent_runtime.register_builtin_tools(["shell"], registry=r)
     yield r
     for name in r.call("shell.session.list"):
         r.call("shell.session.close", {"session": name})
+
+
+@pytest.fixture
+def reg():
+    yield from shell_registry()
 
 
 def processes() -> List[Dict[str, Any]]:

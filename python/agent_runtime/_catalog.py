@@ -83,6 +83,20 @@ def _completions(value: Any) -> Any:
     return list(value)
 
 
+def _function_kwargs(fn: Callable[..., Any], description: Optional[str], replace: bool) -> Dict[str, Any]:
+    """What ``_native._register_resource`` and ``_register_prompt`` take about ``fn`` itself:
+    its schema, whether it is async, its argument coercer and context parameter."""
+    sig = derive_tool_schema(fn, description=description, context_types=(_Context,), output=False)
+    return {
+        "description": sig.description,
+        "input_schema": sig.input_schema,
+        "is_async": sig.is_async,
+        "coercer": make_coercer(fn, context_param=sig.context_param),
+        "context_param": sig.context_param,
+        "replace": replace,
+    }
+
+
 def register_resource(
     registry: Any,
     fn: Callable[..., Any],
@@ -97,21 +111,10 @@ def register_resource(
         raise TypeError(f"@resource needs a callable, got {fn!r}")
     if not isinstance(uri, str):
         raise TypeError(f"resource URI must be a str, got {type(uri).__name__}")
-    sig = derive_tool_schema(fn, description=description, context_types=(_Context,), output=False)
+    kw = _function_kwargs(fn, description, replace)
     res_name = name or _name(fn)
-    _native._register_resource(
-        registry,
-        _wrap(fn, sig.is_async, _resource_body(f"resource function {res_name!r}")),
-        uri,
-        res_name,
-        description=sig.description,
-        mime_type=mime_type,
-        input_schema=sig.input_schema,
-        is_async=sig.is_async,
-        coercer=make_coercer(fn, context_param=sig.context_param),
-        context_param=sig.context_param,
-        replace=replace,
-    )
+    body = _wrap(fn, kw["is_async"], _resource_body(f"resource function {res_name!r}"))
+    _native._register_resource(registry, body, uri, res_name, mime_type=mime_type, **kw)
 
 
 def register_prompt(
@@ -124,19 +127,10 @@ def register_prompt(
 ) -> None:
     if not callable(fn):
         raise TypeError(f"@prompt needs a callable, got {fn!r}")
-    sig = derive_tool_schema(fn, description=description, context_types=(_Context,), output=False)
+    kw = _function_kwargs(fn, description, replace)
     prompt_name = name or _name(fn)
-    _native._register_prompt(
-        registry,
-        _wrap(fn, sig.is_async, _prompt_messages(f"prompt function {prompt_name!r}")),
-        prompt_name,
-        description=sig.description,
-        input_schema=sig.input_schema,
-        is_async=sig.is_async,
-        coercer=make_coercer(fn, context_param=sig.context_param),
-        context_param=sig.context_param,
-        replace=replace,
-    )
+    render = _wrap(fn, kw["is_async"], _prompt_messages(f"prompt function {prompt_name!r}"))
+    _native._register_prompt(registry, render, prompt_name, **kw)
 
 
 def set_completion(registry: Any, fn: Optional[Callable[..., Any]]) -> None:

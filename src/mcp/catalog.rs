@@ -58,15 +58,7 @@ async fn cancellable<T>(
 }
 
 fn failed(what: &str, e: &Error) -> McpError {
-    let (type_name, message, traceback) = match e {
-        Error::Python {
-            type_name,
-            message,
-            traceback,
-            ..
-        } => (type_name.clone(), message.clone(), traceback.clone()),
-        other => (other.kind().to_string(), other.to_string(), None),
-    };
+    let (type_name, message, traceback) = super::content::error_parts(e);
     let mut data = json!({"type": type_name, "message": message});
     if let Some(tb) = traceback {
         data["traceback"] = Value::String(tb);

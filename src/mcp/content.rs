@@ -64,12 +64,10 @@ pub fn wire_size(blocks: &[ContentBlock]) -> usize {
         .sum()
 }
 
-/// An error result: text `Type: message` (plus the traceback of a Python error), and the same
-/// as data in `_meta["agent-runtime/error"]` (`{"type", "message", "kind", "path"?,
-/// "traceback"?}`). Never `structuredContent`: a client validates that against the tool's
-/// output schema (the TypeScript SDK rejects the whole response when it does not match).
-pub fn error_result(e: &Error) -> CallToolResult {
-    let (type_name, message, traceback) = match e {
+/// What MCP shows of an error: its type (the Python exception's, else the error kind), message
+/// and, for a Python error, traceback.
+pub fn error_parts(e: &Error) -> (String, String, Option<String>) {
+    match e {
         Error::Python {
             type_name,
             message,
@@ -77,7 +75,15 @@ pub fn error_result(e: &Error) -> CallToolResult {
             ..
         } => (type_name.clone(), message.clone(), traceback.clone()),
         other => (other.kind().to_string(), other.to_string(), None),
-    };
+    }
+}
+
+/// An error result: text `Type: message` (plus the traceback of a Python error), and the same
+/// as data in `_meta["agent-runtime/error"]` (`{"type", "message", "kind", "path"?,
+/// "traceback"?}`). Never `structuredContent`: a client validates that against the tool's
+/// output schema (the TypeScript SDK rejects the whole response when it does not match).
+pub fn error_result(e: &Error) -> CallToolResult {
+    let (type_name, message, traceback) = error_parts(e);
     let text = match &traceback {
         Some(tb) => format!("{type_name}: {message}\n\n{tb}"),
         None => format!("{type_name}: {message}"),

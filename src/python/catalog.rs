@@ -25,14 +25,19 @@ fn callable(py: Python<'_>, func: &Py<PyAny>) -> PyResult<()> {
     }
 }
 
-fn spec(
+/// The spec of the `PyTool` through which `func` reads a resource or renders a prompt (`kind`);
+/// its errors and events call it `<kind> <name>`.
+fn function_spec(
     py: Python<'_>,
+    func: &Py<PyAny>,
+    kind: &str,
     name: &str,
     description: &str,
     input_schema: &Bound<'_, PyAny>,
 ) -> PyResult<ToolSpec> {
+    callable(py, func)?;
     let schema = py_to_json(input_schema, "input_schema").py(py)?;
-    Ok(ToolSpec::new(name)
+    Ok(ToolSpec::new(format!("{kind} {name}"))
         .description(description)
         .input_schema(schema))
 }
@@ -60,15 +65,8 @@ pub fn _register_resource(
     context_param: Option<String>,
     replace: bool,
 ) -> PyResult<()> {
-    callable(py, &func)?;
-    let tool_spec = spec(py, &format!("resource {name}"), &description, input_schema)?;
-    let reader = Arc::new(PyTool::new(
-        tool_spec,
-        func,
-        is_async,
-        coercer,
-        context_param,
-    ));
+    let spec = function_spec(py, &func, "resource", &name, &description, input_schema)?;
+    let reader = Arc::new(PyTool::new(spec, func, is_async, coercer, context_param));
     let rs = ResourceSpec {
         uri,
         name,
@@ -97,15 +95,8 @@ pub fn _register_prompt(
     context_param: Option<String>,
     replace: bool,
 ) -> PyResult<()> {
-    callable(py, &func)?;
-    let tool_spec = spec(py, &format!("prompt {name}"), &description, input_schema)?;
-    let render = Arc::new(PyTool::new(
-        tool_spec,
-        func,
-        is_async,
-        coercer,
-        context_param,
-    ));
+    let spec = function_spec(py, &func, "prompt", &name, &description, input_schema)?;
+    let render = Arc::new(PyTool::new(spec, func, is_async, coercer, context_param));
     let reg = registry(registry_);
     reg.prompts()
         .register(&name, &description, render, replace)

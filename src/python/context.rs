@@ -157,14 +157,9 @@ impl PyContext {
         system_prompt: Option<&Bound<'py, PyAny>>,
         temperature: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        Prepared::new(
-            py,
-            PeerRequest::Sample,
-            "sample_params",
-            (messages, max_tokens, system_prompt, temperature),
-            "sample_result",
-        )?
-        .awaitable(py, self.peer.as_ref(), &self.cancel, "sample")
+        let args = (messages, max_tokens, system_prompt, temperature);
+        let req = Prepared::new(py, PeerRequest::Sample, args)?;
+        req.awaitable(py, self.peer.as_ref(), &self.cancel)
     }
 
     /// `sample` for sync tools: blocks this thread (not the GIL) until the client answers.
@@ -177,14 +172,9 @@ impl PyContext {
         system_prompt: Option<&Bound<'py, PyAny>>,
         temperature: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        Prepared::new(
-            py,
-            PeerRequest::Sample,
-            "sample_params",
-            (messages, max_tokens, system_prompt, temperature),
-            "sample_result",
-        )?
-        .blocking(py, self.peer.as_ref(), &self.cancel, "sample")
+        let args = (messages, max_tokens, system_prompt, temperature);
+        let req = Prepared::new(py, PeerRequest::Sample, args)?;
+        req.blocking(py, self.peer.as_ref(), &self.cancel)
     }
 
     /// Ask the MCP client's user for input (`elicitation/create`): `schema` is a JSON Schema
@@ -197,14 +187,8 @@ impl PyContext {
         message: &Bound<'py, PyAny>,
         schema: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        Prepared::new(
-            py,
-            PeerRequest::Elicit,
-            "elicit_params",
-            (message, schema),
-            "elicit_result",
-        )?
-        .awaitable(py, self.peer.as_ref(), &self.cancel, "elicit")
+        let req = Prepared::new(py, PeerRequest::Elicit, (message, schema))?;
+        req.awaitable(py, self.peer.as_ref(), &self.cancel)
     }
 
     /// `elicit` for sync tools: blocks this thread (not the GIL) until the client answers.
@@ -214,14 +198,8 @@ impl PyContext {
         message: &Bound<'py, PyAny>,
         schema: &Bound<'py, PyAny>,
     ) -> PyResult<Py<PyAny>> {
-        Prepared::new(
-            py,
-            PeerRequest::Elicit,
-            "elicit_params",
-            (message, schema),
-            "elicit_result",
-        )?
-        .blocking(py, self.peer.as_ref(), &self.cancel, "elicit")
+        let req = Prepared::new(py, PeerRequest::Elicit, (message, schema))?;
+        req.blocking(py, self.peer.as_ref(), &self.cancel)
     }
 
     fn __repr__(&self) -> String {

@@ -25,30 +25,45 @@ pub fn helper<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
         .getattr(name)
 }
 
-/// A request ready to go: its JSON parameters and what reads the answer.
-pub struct Prepared {
-    kind: PeerRequest,
-    params: Value,
-    /// `agent_runtime._peer` function turning the answer (Python from JSON) into the result.
+/// The names around a request: the `ctx.<method>()` that sends it, and the `agent_runtime._peer`
+/// functions building its parameters and turning the answer (Python from JSON) into the result.
+struct Names {
+    method: &'static str,
+    builder: &'static str,
     reader: &'static str,
 }
 
+fn names(kind: PeerRequest) -> Names {
+    match kind {
+        PeerRequest::Sample => Names {
+            method: "sample",
+            builder: "sample_params",
+            reader: "sample_result",
+        },
+        PeerRequest::Elicit => Names {
+            method: "elicit",
+            builder: "elicit_params",
+            reader: "elicit_result",
+        },
+    }
+}
+
+/// A request ready to go: its kind and JSON parameters.
+pub struct Prepared {
+    kind: PeerRequest,
+    params: Value,
+}
+
 impl Prepared {
-    /// Build the parameters with `agent_runtime._peer.<builder>(*args)`.
+    /// Build the parameters of a `kind` request from the `ctx` method's arguments.
     pub fn new<'py>(
         py: Python<'py>,
         kind: PeerRequest,
-        builder: &str,
         args: impl pyo3::call::PyCallArgs<'py>,
-        reader: &'static str,
     ) -> PyResult<Self> {
-        let params = helper(py, builder)?.call1(args)?;
+        let params = helper(py, names(kind).builder)?.call1(args)?;
         let params = py_to_json(&params, "params").map_err(|e| to_pyerr(py, e))?;
-        Ok(Prepared {
-            kind,
-            params,
-            reader,
-        })
+        Ok(Prepared { kind, params })
     }
 
     fn send(
@@ -75,16 +90,15 @@ impl Prepared {
         py: Python<'py>,
         peer: Option<&Arc<dyn CallPeer>>,
         cancel: &CancelToken,
-        what: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         static GET: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let Names { method, reader, .. } = names(self.kind);
         let lp = GET.import(py, "asyncio", "_get_running_loop")?.call0()?;
         if lp.is_none() {
             return Err(PyRuntimeError::new_err(format!(
-                "ctx.{what}() must be awaited in an async tool; a sync tool calls ctx.{what}_sync()"
+                "ctx.{method}() must be awaited in an async tool; a sync tool calls ctx.{method}_sync()"
             )));
         }
-        let reader = self.reader;
         let fut = self.send(peer, cancel);
         into_awaitable(
             py,
@@ -101,9 +115,9 @@ impl Prepared {
         py: Python<'_>,
         peer: Option<&Arc<dyn CallPeer>>,
         cancel: &CancelToken,
-        what: &str,
     ) -> PyResult<Py<PyAny>> {
         static GET: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let Names { method, reader, .. } = names(self.kind);
         if !GET
             .import(py, "asyncio", "_get_running_loop")?
             .call0()?
@@ -111,10 +125,9 @@ impl Prepared {
         {
             // Blocking here would stall every coroutine of that loop.
             return Err(PyRuntimeError::new_err(format!(
-                "ctx.{what}_sync() would block a running event loop; an async tool awaits ctx.{what}()"
+                "ctx.{method}_sync() would block a running event loop; an async tool awaits ctx.{method}()"
             )));
         }
-        let reader = self.reader;
         let fut = self.send(peer, cancel);
         let r = py.detach(|| runtime::block_on(fut));
         match r {

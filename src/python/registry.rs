@@ -287,9 +287,57 @@ fn spec_to_py(py: Python<'_>, s: &ToolSpec) -> PyResult<Py<PyAny>> {
     Ok(pythonize(py, s)?.unbind())
 }
 
+/// The registry a module-level function acts on: `registry`, else the process-wide one.
+fn registry_or_global(registry: Option<&PyRegistry>) -> Registry {
+    registry
+        .map(|r| r.inner.clone())
+        .unwrap_or_else(|| Registry::global().clone())
+}
+
 impl PyRegistry {
     fn entry(&self, py: Python<'_>, name: &str) -> PyResult<Arc<Registered>> {
         self.inner.get(name).py(py)
+    }
+
+    /// The tool `name` and the caller's arguments, checked against its input schema.
+    fn checked<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        args: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(Arc<Registered>, Checked<'py>)> {
+        let e = self.entry(py, name)?;
+        let is_py = e.tool().as_any().is::<PyTool>();
+        let checked = check(py, &e, is_py, args)?;
+        Ok((e, checked))
+    }
+
+    /// Add `tool`, in place of the tool of that name when `replace`.
+    fn add(&self, py: Python<'_>, tool: Arc<dyn crate::core::Tool>, replace: bool) -> PyResult<()> {
+        if replace {
+            self.inner.replace(tool).py(py)?;
+        } else {
+            self.inner.register_arc(tool).py(py)?;
+        }
+        Ok(())
+    }
+
+    /// Run a checked call to its end on this thread, without the GIL, in a copy of the
+    /// caller's contextvars.
+    fn call_blocking(
+        py: Python<'_>,
+        e: &Registered,
+        args: Payload,
+        timeout: Option<Duration>,
+        progress: Option<ProgressSink>,
+    ) -> PyResult<Payload> {
+        let (ctx, pctx) = Self::ctx(py, None, Some(contextvars_copy(py)?), timeout, progress);
+        let fut = e.call_prevalidated(args, ctx);
+        let r = py.detach(|| settled(super::pythread::blocking(|| runtime::block_on(fut))));
+        // Dropped here, attached: the last reference to the context object goes without
+        // pyo3's deferred-decref queue.
+        drop(pctx);
+        r.py(py)
     }
 
     /// A call context carrying the caller's loop and contextvars. The returned `Arc` lets the
@@ -361,12 +409,7 @@ impl PyRegistry {
             schema_as_given,
         )?;
         let tool = Arc::new(PyTool::new(spec, func, is_async, coercer, context_param));
-        if replace {
-            self.inner.replace(tool).py(py)?;
-        } else {
-            self.inner.register_arc(tool).py(py)?;
-        }
-        Ok(())
+        self.add(py, tool, replace)
     }
 
     /// Register `module.qualname` as a tool that runs in the isolation worker pool (see
@@ -422,11 +465,7 @@ impl PyRegistry {
             context_param,
         };
         let tool = Arc::new(crate::worker::IsolatedTool::new(spec, target, pool.clone()));
-        if replace {
-            self.inner.replace(tool).py(py)?;
-        } else {
-            self.inner.register_arc(tool).py(py)?;
-        }
+        self.add(py, tool, replace)?;
         py.detach(|| pool.warm());
         Ok(())
     }
@@ -495,9 +534,8 @@ impl PyRegistry {
         timeout: Option<f64>,
         on_progress: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        let e = self.entry(py, name)?;
+        let (e, checked) = self.checked(py, name, args)?;
         let pt = e.tool().as_any().downcast_ref::<PyTool>();
-        let checked = check(py, &e, pt.is_some(), args)?;
         let timeout = duration_arg(timeout)?;
         let progress = progress_sink(on_progress);
         if let Some(pt) = pt {
@@ -513,22 +551,15 @@ impl PyRegistry {
                     }
                 }
             }
-            let (ctx, pctx) = Self::ctx(py, None, Some(contextvars_copy(py)?), timeout, progress);
             let args = Payload::Foreign(Arc::new(PyValue::args(
                 checked.dict(py).unbind().into_any(),
             )));
-            let fut = e.call_prevalidated(args, ctx);
-            let r = py.detach(|| settled(super::pythread::blocking(|| runtime::block_on(fut))));
-            drop(pctx);
-            return payload_to_py(py, r.py(py)?, None);
+            let r = Self::call_blocking(py, &e, args, timeout, progress)?;
+            return payload_to_py(py, r, None);
         }
-        let (ctx, pctx) = Self::ctx(py, None, Some(contextvars_copy(py)?), timeout, progress);
-        let fut = e.call_prevalidated(Payload::Json(checked.json.unwrap_or_default()), ctx);
-        let r = py.detach(|| settled(super::pythread::blocking(|| runtime::block_on(fut))));
-        // Dropped here, attached: the last reference to the context object goes without
-        // pyo3's deferred-decref queue.
-        drop(pctx);
-        payload_to_py(py, r.py(py)?, e.spec().output_schema.as_ref())
+        let args = Payload::Json(checked.json.unwrap_or_default());
+        let r = Self::call_blocking(py, &e, args, timeout, progress)?;
+        payload_to_py(py, r, e.spec().output_schema.as_ref())
     }
 
     /// Call a tool from asyncio: `await registry.call_async(name, args)`. Async Python tools
@@ -545,9 +576,7 @@ impl PyRegistry {
         on_progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let prepared = (|| -> PyResult<(Arc<Registered>, Checked<'py>, Option<Duration>)> {
-            let e = self.entry(py, name)?;
-            let is_py = e.tool().as_any().is::<PyTool>();
-            let checked = check(py, &e, is_py, args)?;
+            let (e, checked) = self.checked(py, name, args)?;
             Ok((e, checked, duration_arg(timeout)?))
         })();
         let (e, checked, timeout) = match prepared {
@@ -604,9 +633,7 @@ impl PyRegistry {
         timeout: Option<f64>,
         on_progress: Option<Py<PyAny>>,
     ) -> PyResult<PyTask> {
-        let e = self.entry(py, name)?;
-        let is_py = e.tool().as_any().is::<PyTool>();
-        let checked = check(py, &e, is_py, args)?;
+        let (e, checked) = self.checked(py, name, args)?;
         let (ctx, _pctx) = Self::ctx(
             py,
             running_loop(py)?,
@@ -629,10 +656,7 @@ impl PyRegistry {
 #[pyfunction]
 #[pyo3(signature = (registry = None))]
 pub fn register_diagnostic_tools(py: Python<'_>, registry: Option<&PyRegistry>) -> PyResult<()> {
-    let r = registry
-        .map(|r| r.inner.clone())
-        .unwrap_or_else(|| Registry::global().clone());
-    crate::builtin::diag::register(&r).py(py)
+    crate::builtin::diag::register(&registry_or_global(registry)).py(py)
 }
 
 /// Register built-in Rust tools by group ("fs", "edit", "search", "shell", "diag"; see
@@ -644,9 +668,7 @@ pub fn register_builtin_tools(
     groups: Option<Vec<String>>,
     registry: Option<&PyRegistry>,
 ) -> PyResult<()> {
-    let r = registry
-        .map(|r| r.inner.clone())
-        .unwrap_or_else(|| Registry::global().clone());
+    let r = registry_or_global(registry);
     let names: Vec<&str> = match &groups {
         Some(g) => g.iter().map(String::as_str).collect(),
         None => crate::builtin::default_groups(),

@@ -4,7 +4,7 @@ import dataclasses
 import enum
 import inspect
 import re
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 
 class _DocInfo(NamedTuple):
@@ -58,8 +58,19 @@ def _is_numpy_header(lines: List[str], i: int) -> bool:
     )
 
 
+def _entry_lines(body: List[str]) -> Iterator[Tuple[bool, str]]:
+    """The non-blank lines of a section body, each with whether it can start an entry: it is
+    indented no deeper than the first (deeper lines continue the entry above)."""
+    base: Optional[int] = None
+    for line in body:
+        if not line.strip():
+            continue
+        if base is None:
+            base = _indent(line)
+        yield _indent(line) <= base, line
+
+
 def _parse_google_params(body: List[str], params: Dict[str, str]) -> None:
-    entry_indent: Optional[int] = None
     name: Optional[str] = None
     desc: List[str] = []
 
@@ -69,12 +80,8 @@ def _parse_google_params(body: List[str], params: Dict[str, str]) -> None:
             if text:
                 params[name] = text
 
-    for line in body:
-        if not line.strip():
-            continue
-        if entry_indent is None:
-            entry_indent = _indent(line)
-        if _indent(line) <= entry_indent:
+    for starts_entry, line in _entry_lines(body):
+        if starts_entry:
             match = _GOOGLE_ENTRY_RE.match(line.strip())
             if match:
                 flush()
@@ -87,7 +94,6 @@ def _parse_google_params(body: List[str], params: Dict[str, str]) -> None:
 
 
 def _parse_numpy_params(body: List[str], params: Dict[str, str]) -> None:
-    base: Optional[int] = None
     names: List[str] = []
     desc: List[str] = []
 
@@ -98,12 +104,8 @@ def _parse_numpy_params(body: List[str], params: Dict[str, str]) -> None:
                 if n.isidentifier() and n not in params:
                     params[n] = text
 
-    for line in body:
-        if not line.strip():
-            continue
-        if base is None:
-            base = _indent(line)
-        if _indent(line) <= base:
+    for starts_entry, line in _entry_lines(body):
+        if starts_entry:
             flush()
             head = line.strip()
             name_part = head.split(":", 1)[0] if ":" in head else head
@@ -115,18 +117,10 @@ def _parse_numpy_params(body: List[str], params: Dict[str, str]) -> None:
 
 
 def _numpy_returns(body: List[str]) -> str:
-    base: Optional[int] = None
     heads: List[str] = []
     descs: List[str] = []
-    for line in body:
-        if not line.strip():
-            continue
-        if base is None:
-            base = _indent(line)
-        if _indent(line) <= base:
-            heads.append(line)
-        else:
-            descs.append(line)
+    for starts_entry, line in _entry_lines(body):
+        (heads if starts_entry else descs).append(line)
     return _join_text(descs) or _join_text(heads)
 
 

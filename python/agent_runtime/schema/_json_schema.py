@@ -104,22 +104,21 @@ def _json_default(value: Any) -> Tuple[bool, Any]:
     return True, converted
 
 
+# The JSON Schema type of a JSON-compatible value, first match wins (a bool is an int too).
+_JSON_TYPES: Tuple[Tuple[type, str], ...] = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
+    (dict, "object"),
+)
+
+
 def _json_type(value: Any) -> Optional[str]:
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return None
+    return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)), None)
 
 
 def _uniform_json_type(values: List[Any]) -> Optional[str]:

@@ -23,20 +23,47 @@ fn tree() -> (tempfile::TempDir, String) {
     (d, s)
 }
 
+/// Each call of `tool` prints the paired `output`.
+async fn outputs(r: &Registry, tool: &str, cases: Vec<(Value, String)>) {
+    for (args, want) in cases {
+        let shown = args.to_string();
+        assert_eq!(output(r, tool, args).await, want, "{shown}");
+    }
+}
+
+/// Each call of `tool` counts the paired number of matches (`total_matches`).
+async fn totals(r: &Registry, tool: &str, cases: Vec<(Value, u64)>) {
+    for (args, want) in cases {
+        let shown = args.to_string();
+        assert_eq!(
+            call(r, tool, args).await["total_matches"],
+            json!(want),
+            "{shown}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn search_dir_formats() {
     let r = reg();
     let (_d, root) = tree();
-    let out = output(
+    let term = |t: &str| json!({"search_term": t, "dir": root});
+    outputs(
         &r,
         "search.dir",
-        json!({"search_term": "foo(", "dir": root}),
+        vec![
+            (
+                term("foo("),
+                format!("Found 3 matches for \"foo(\" in {root}:\n{root}/a.py (2 matches)\n{root}/pkg/b.py (1 matches)\nEnd of matches for \"foo(\" in {root}"),
+            ),
+            (
+                json!({"search_term": "^import", "dir": format!("{root}/pkg/../pkg")}),
+                format!("Found 1 matches for \"^import\" in {root}/pkg:\n{root}/pkg/b.py (1 matches)\nEnd of matches for \"^import\" in {root}/pkg"),
+            ),
+            (term("FOO"), format!("No matches found for \"FOO\" in {root}")),
+        ],
     )
     .await;
-    assert_eq!(
-            out,
-            format!("Found 3 matches for \"foo(\" in {root}:\n{root}/a.py (2 matches)\n{root}/pkg/b.py (1 matches)\nEnd of matches for \"foo(\" in {root}")
-        );
     let v = call(
         &r,
         "search.dir",
@@ -51,36 +78,22 @@ async fn search_dir_formats() {
         v["files"][0],
         json!({"path": format!("{root}/.git/foo.py"), "matches": 1})
     );
-    let out = output(
+    totals(
         &r,
         "search.dir",
-        json!({"search_term": "^import", "dir": format!("{root}/pkg/../pkg")}),
+        vec![
+            (
+                json!({"search_term": "FOO", "dir": root, "ignore_case": true}),
+                3,
+            ),
+            (
+                json!({"search_term": "x + 1", "dir": root, "fixed_string": true}),
+                1,
+            ),
+            (term(r"foo\|import"), 4),
+        ],
     )
     .await;
-    assert_eq!(out, format!("Found 1 matches for \"^import\" in {root}/pkg:\n{root}/pkg/b.py (1 matches)\nEnd of matches for \"^import\" in {root}/pkg"));
-    let out = output(&r, "search.dir", json!({"search_term": "FOO", "dir": root})).await;
-    assert_eq!(out, format!("No matches found for \"FOO\" in {root}"));
-    let v = call(
-        &r,
-        "search.dir",
-        json!({"search_term": "FOO", "dir": root, "ignore_case": true}),
-    )
-    .await;
-    assert_eq!(v["total_matches"], json!(3));
-    let v = call(
-        &r,
-        "search.dir",
-        json!({"search_term": "x + 1", "dir": root, "fixed_string": true}),
-    )
-    .await;
-    assert_eq!(v["total_matches"], json!(1));
-    let v = call(
-        &r,
-        "search.dir",
-        json!({"search_term": r"foo\|import", "dir": root}),
-    )
-    .await;
-    assert_eq!(v["total_matches"], json!(4));
 
     let msg = tool_err(
         &r,
@@ -111,12 +124,8 @@ async fn more_than_100_files() {
         std::fs::write(root.join(format!("f{i:03}.txt")), "needle\n").unwrap();
     }
     let root = root.display().to_string();
-    let v = call(
-        &r,
-        "search.dir",
-        json!({"search_term": "needle", "dir": root}),
-    )
-    .await;
+    let needle = json!({"search_term": "needle", "dir": root});
+    let v = call(&r, "search.dir", needle.clone()).await;
     assert_eq!(
         v["output"],
         format!("More than 101 files matched for \"needle\" in {root}. Please narrow your search.")
@@ -130,12 +139,7 @@ async fn more_than_100_files() {
         (Some(true), Some(101), Some(0))
     );
     std::fs::remove_file(format!("{root}/f100.txt")).unwrap();
-    let v = call(
-        &r,
-        "search.dir",
-        json!({"search_term": "needle", "dir": root}),
-    )
-    .await;
+    let v = call(&r, "search.dir", needle).await;
     assert_eq!(
         (v["too_many"].as_bool(), v["files"].as_array().map(Vec::len)),
         (Some(false), Some(100))
@@ -154,8 +158,19 @@ async fn search_file_formats() {
     let r = reg();
     let (_d, root) = tree();
     let f = format!("{root}/a.py");
-    let out = output(&r, "search.file", json!({"search_term": "foo", "file": f})).await;
-    assert_eq!(out, format!("Found 2 matches for \"foo\" in {f}:\nLine 1:def foo(x):\nLine 2:    return foo(x + 1)\nEnd of matches for \"foo\" in {f}"));
+    let term = |t: &str| json!({"search_term": t, "file": f});
+    outputs(
+        &r,
+        "search.file",
+        vec![
+            (
+                term("foo"),
+                format!("Found 2 matches for \"foo\" in {f}:\nLine 1:def foo(x):\nLine 2:    return foo(x + 1)\nEnd of matches for \"foo\" in {f}"),
+            ),
+            (term("bar"), format!("No matches found for \"bar\" in {f}")),
+        ],
+    )
+    .await;
     let v = call(
         &r,
         "search.file",
@@ -166,8 +181,6 @@ async fn search_file_formats() {
         v["matches"],
         json!([{"line": 2, "text": "    return foo(x + 1)"}])
     );
-    let out = output(&r, "search.file", json!({"search_term": "bar", "file": f})).await;
-    assert_eq!(out, format!("No matches found for \"bar\" in {f}"));
     let big = format!("{root}/big.txt");
     std::fs::write(&big, "hit\n".repeat(101)).unwrap();
     let v = call(
@@ -220,38 +233,28 @@ async fn search_file_formats() {
 async fn find_file_formats() {
     let r = reg();
     let (_d, root) = tree();
-    let out = output(
+    let name = |n: &str| json!({"file_name": n, "dir": root});
+    outputs(
         &r,
         "search.find_file",
-        json!({"file_name": "*.py", "dir": root}),
+        vec![
+            (
+                name("*.py"),
+                format!("Found 2 matches for \"*.py\" in {root}:\n{root}/a.py\n{root}/pkg/b.py"),
+            ),
+            // Directories are not files.
+            (
+                name("sub"),
+                format!("No matches found for \"sub\" in {root}"),
+            ),
+        ],
     )
     .await;
-    assert_eq!(
-        out,
-        format!("Found 2 matches for \"*.py\" in {root}:\n{root}/a.py\n{root}/pkg/b.py")
-    );
-    let v = call(
-        &r,
-        "search.find_file",
-        json!({"file_name": "*.py", "dir": root, "include_hidden": true, "gitignore": false}),
-    )
-    .await;
-    assert_eq!(v["total_matches"], json!(4));
-    let v = call(
-        &r,
-        "search.find_file",
-        json!({"file_name": "c.tx?", "dir": root}),
-    )
-    .await;
+    let hidden =
+        json!({"file_name": "*.py", "dir": root, "include_hidden": true, "gitignore": false});
+    totals(&r, "search.find_file", vec![(hidden, 4)]).await;
+    let v = call(&r, "search.find_file", name("c.tx?")).await;
     assert_eq!(v["matches"], json!([format!("{root}/pkg/sub/c.txt")]));
-    // Directories are not files.
-    let out = output(
-        &r,
-        "search.find_file",
-        json!({"file_name": "sub", "dir": root}),
-    )
-    .await;
-    assert_eq!(out, format!("No matches found for \"sub\" in {root}"));
     invalid_fields(
         &r,
         "search.find_file",
@@ -298,20 +301,18 @@ async fn fifos_loops_and_hostile_patterns() {
     .unwrap();
     std::os::unix::fs::symlink("..", format!("{root}/pkg/up")).unwrap();
     std::os::unix::fs::symlink("loop", format!("{root}/loop")).unwrap();
-    let v = call(
+    totals(
         &r,
         "search.dir",
-        json!({"search_term": "foo(", "dir": root}),
+        vec![(json!({"search_term": "foo(", "dir": root}), 3)],
     )
     .await;
-    assert_eq!(v["total_matches"], json!(3));
-    let v = call(
+    totals(
         &r,
         "search.find_file",
-        json!({"file_name": "*", "dir": root}),
+        vec![(json!({"file_name": "*", "dir": root}), 4)],
     )
     .await;
-    assert_eq!(v["total_matches"], json!(4));
     let msg = tool_err(&r, "search.file", json!({"search_term": "x", "file": fifo})).await;
     assert!(msg.starts_with("File name"), "{msg}");
     let msg = tool_err(
@@ -324,13 +325,8 @@ async fn fifos_loops_and_hostile_patterns() {
     // Linear-time regexes: nested stars on a long line finish; a huge repetition is refused.
     let long = format!("{root}/long.txt");
     std::fs::write(&long, "a".repeat(100_000)).unwrap();
-    let v = call(
-        &r,
-        "search.file",
-        json!({"search_term": r"\(a*\)*b", "file": long}),
-    )
-    .await;
-    assert_eq!(v["total_matches"], json!(0));
+    let nested = json!({"search_term": r"\(a*\)*b", "file": long});
+    totals(&r, "search.file", vec![(nested, 0)]).await;
     invalid_fields(
         &r,
         "search.file",
