@@ -116,7 +116,10 @@ mod tests {
         // One image alone keeps the list form; annotations stay on the block.
         let ann = json!({"type": "image", "data": "AAAA", "mimeType": "image/png", "annotations": {"priority": 0.5}});
         let r = into_payload("t", parse(json!({"content": [ann.clone()]}))).unwrap();
-        assert_eq!(r.foreign::<RichContent>().unwrap().blocks(), &[ann.clone()]);
+        assert_eq!(
+            r.foreign::<RichContent>().unwrap().blocks(),
+            std::slice::from_ref(&ann)
+        );
         assert_eq!(r.into_json().unwrap(), json!([ann]));
         let texts = into_payload(
             "t",
