@@ -41,7 +41,7 @@ pub use crate::core::tool::MAX_CALL_DEPTH;
 pub use crate::core::{
     live_tasks, BoxFuture, CallContext, CallPeer, CancelToken, Error, FnTool, ForeignValue,
     HostOps, LogLevel, Opaque, Payload, PeerRequest, Progress, ProgressSink, Registered, Registry,
-    Result, TaskHandle, TaskStatus, Tool, ToolSpec,
+    Result, RichContent, TaskHandle, TaskStatus, Tool, ToolSpec,
 };
 #[cfg(feature = "python")]
 pub use crate::python::host::{Host, HostBuilder, PluginReport};

@@ -85,7 +85,7 @@ def test_npm_server_everything() -> None:
         assert "hi" in json.dumps(reg.call("ev.echo", {"message": "hi"}))
         assert "5" in json.dumps(reg.call("ev.get-sum", {"a": 2, "b": 3}))
         out = reg.call("ev.get-tiny-image")
-        assert any(isinstance(b, dict) and b.get("type") == "image" and b.get("mimeType") == "image/png" for b in out)
+        assert any(isinstance(b, ar.Image) and b.mime_type == "image/png" for b in out)
         seen = []
         reg.call("ev.trigger-long-running-operation", {"duration": 1, "steps": 3},
                  on_progress=lambda *a: seen.append(a))

@@ -10,7 +10,7 @@ content is ``{"type": "text", "text": ...}``.
 from __future__ import annotations
 
 import base64
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 __all__ = ["Audio", "Content", "EmbeddedResource", "Image", "Message", "content_from_json"]
 
@@ -176,6 +176,26 @@ def content_from_json(block: Any) -> Content:
             mime_type=res.get("mimeType"),
         )
     raise ValueError(f"unknown content block type {kind!r}")
+
+
+def _from_blocks(blocks: List[Dict[str, Any]]) -> Any:
+    """A mounted MCP tool's content blocks as a result: one object for one block, else a list.
+
+    Text blocks become ``str``; image/audio/resource blocks the classes above; a block type
+    without a class here (``resource_link``, later ones) stays its dict. Called by the native
+    module; the error names the block.
+    """
+    known = ("text", "image", "audio", "resource")
+    out: List[Any] = []
+    for i, block in enumerate(blocks):
+        if isinstance(block, dict) and block.get("type") not in known:
+            out.append(block)
+            continue
+        try:
+            out.append(content_from_json(block))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"content block {i}: {e}") from None
+    return out[0] if len(out) == 1 else out
 
 
 class Message:

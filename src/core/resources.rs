@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::catalog::{self, CatalogError};
 use super::error::{Error, Result};
+use super::interest::Interest;
 use super::registry::Registered;
 use super::text::bounded;
 use super::tool::{CallContext, Tool};
@@ -65,6 +66,7 @@ pub struct ResourceStore {
     entries: RwLock<BTreeMap<String, Arc<Resource>>>,
     changes: tokio::sync::watch::Sender<u64>,
     updates: tokio::sync::broadcast::Sender<String>,
+    interest: Arc<Interest>,
 }
 
 impl Default for ResourceStore {
@@ -73,6 +75,7 @@ impl Default for ResourceStore {
             entries: RwLock::default(),
             changes: catalog::changes(),
             updates: tokio::sync::broadcast::Sender::new(UPDATES_BACKLOG),
+            interest: Arc::default(),
         }
     }
 }
@@ -242,6 +245,11 @@ impl ResourceStore {
     /// URIs passed to [`ResourceStore::notify_updated`] from now on.
     pub fn updates(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.updates.subscribe()
+    }
+
+    /// The URIs clients are subscribed to (the MCP server holds them).
+    pub fn interest(&self) -> &Arc<Interest> {
+        &self.interest
     }
 }
 

@@ -6,7 +6,7 @@
 //! (with the URI as data), an unknown prompt or a missing/ill-typed argument `-32602`, a
 //! function that raised `-32603` naming the resource or prompt, the exception type and message.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -22,6 +22,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::core::catalog::CatalogError;
 use crate::core::completion::CompletionRequest;
+use crate::core::interest::Held;
 use crate::core::resources::{ResourceBody, MAX_URI_LEN};
 use crate::core::text::bounded;
 use crate::core::{CallContext, Error, Registry};
@@ -247,9 +248,10 @@ pub async fn complete(
 
 /// What one MCP session keeps: the URIs it subscribed to, and the task sending it the
 /// catalog's notifications (ended when the session's handler is dropped).
+/// Holding a URI tells the registry's sources (a mounted server subscribes upstream).
 #[derive(Default)]
 pub struct Session {
-    subscribed: Arc<Mutex<HashSet<String>>>,
+    subscribed: Arc<Mutex<HashMap<String, Held>>>,
     watcher: OnceLock<DropGuard>,
 }
 
@@ -262,13 +264,15 @@ impl Session {
             ));
         }
         let mut s = self.subscribed.lock();
-        if s.len() >= MAX_SUBSCRIPTIONS && !s.contains(uri) {
+        if s.len() >= MAX_SUBSCRIPTIONS && !s.contains_key(uri) {
             return Err(McpError::invalid_params(
                 format!("too many subscriptions (at most {MAX_SUBSCRIPTIONS} per session)"),
                 None,
             ));
         }
-        s.insert(uri.to_string());
+        if !s.contains_key(uri) {
+            s.insert(uri.to_string(), registry.resources().interest().hold(uri));
+        }
         Ok(())
     }
 
@@ -303,7 +307,7 @@ impl Session {
                         Err(_) => break,
                     },
                     r = updates.recv() => match r {
-                        Ok(uri) if subscribed.lock().contains(&uri) => peer
+                        Ok(uri) if subscribed.lock().contains_key(&uri) => peer
                             .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
                             .await
                             .is_ok(),
@@ -339,6 +343,8 @@ pub async fn listen(registry: &Registry, context: &SubscriptionContext) {
         .unwrap_or_default()
         .into_iter()
         .collect();
+    let interest = registry.resources().interest();
+    let _held: Vec<Held> = uris.iter().map(|u| interest.hold(u)).collect();
     let mut resources = registry.resources().watch_changes();
     resources.mark_unchanged();
     let mut prompts = registry.prompts().watch_changes();

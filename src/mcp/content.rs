@@ -4,7 +4,7 @@
 use rmcp::model::{CallToolResult, ContentBlock, MetaObject};
 use serde_json::{Map, Value};
 
-use crate::core::Error;
+use crate::core::{Error, RichContent};
 
 /// `_meta` key of an error result's machine-readable detail.
 pub const ERROR_META_KEY: &str = "agent-runtime/error";
@@ -32,6 +32,15 @@ pub fn rich_blocks(v: &Value) -> Option<Vec<ContentBlock>> {
         }
         _ => None,
     }
+}
+
+/// The blocks of a mounted upstream's rich result, as it sent them (any block type,
+/// annotations and `_meta` kept); None if one of them is not a content block rmcp knows.
+pub fn upstream_blocks(r: &RichContent) -> Option<Vec<ContentBlock>> {
+    r.blocks()
+        .iter()
+        .map(|b| serde_json::from_value(b.clone()).ok())
+        .collect()
 }
 
 /// One non-text content block, if `v` is exactly the JSON form of one.
@@ -140,6 +149,22 @@ mod tests {
         ] {
             assert!(rich_blocks(&v).is_none(), "{v}");
         }
+    }
+
+    #[test]
+    fn upstream_blocks_are_kept_as_they_came() {
+        let link = json!({"type": "resource_link", "uri": "file:///x", "name": "x"});
+        let img = json!({"type": "image", "data": "AAEC", "mimeType": "image/png",
+                         "annotations": {"priority": 0.5}});
+        let r = RichContent::new(vec![
+            json!({"type": "text", "text": "t"}),
+            img.clone(),
+            link.clone(),
+        ]);
+        let blocks = upstream_blocks(&r).unwrap();
+        let wire = serde_json::to_value(&blocks).unwrap();
+        assert_eq!(wire, json!([{"type": "text", "text": "t"}, img, link]));
+        assert!(upstream_blocks(&RichContent::new(vec![json!({"type": "nope"})])).is_none());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::peer::{McpPeer, SessionLogLevel};
 use super::{catalog, content, jsonrpc, schema, McpOptions};
-use crate::core::{CallContext, CallPeer, CancelToken, Payload, Progress, Registry};
+use crate::core::{CallContext, CallPeer, CancelToken, Payload, Progress, Registry, RichContent};
 
 /// One server instance: per stdio connection, per HTTP session, or per stateless request.
 pub struct McpServer {
@@ -114,6 +114,17 @@ impl McpServer {
             }
         };
         drop(outbound);
+        // Content blocks of a mounted upstream go out as they came (annotations included).
+        let rich = match &out {
+            Ok(p) if !declares => p
+                .foreign::<RichContent>()
+                .and_then(content::upstream_blocks),
+            _ => None,
+        };
+        if let Some(blocks) = rich {
+            peer.flush().await;
+            return Ok(self.blocks(&req.name, blocks));
+        }
         let out = match out {
             Ok(p) => p.into_json(),
             Err(e) => Err(e),
@@ -125,19 +136,25 @@ impl McpServer {
         })
     }
 
+    /// A result of content blocks only, within the size cap.
+    fn blocks(&self, tool: &str, blocks: Vec<ContentBlock>) -> CallToolResult {
+        let cap = self.opts.max_result_bytes;
+        let size = content::wire_size(&blocks);
+        if size > cap {
+            return content::error_text(format!(
+                "[result of tool '{tool}' is {size} bytes of content; the server's cap is {cap} bytes (--mcp-max-result-bytes)]"
+            ));
+        }
+        CallToolResult::success(blocks)
+    }
+
     /// `declares`: the tool has an output schema.
     fn success(&self, tool: &str, v: Value, wrapped: bool, declares: bool) -> CallToolResult {
         let cap = self.opts.max_result_bytes;
         // Images, audio, embedded resources: content blocks, no structured copy (FastMCP's
         // shape), unless the tool declares an output schema a client will hold it to.
         if let Some(blocks) = (!declares).then(|| content::rich_blocks(&v)).flatten() {
-            let size = content::wire_size(&blocks);
-            if size > cap {
-                return content::error_text(format!(
-                    "[result of tool '{tool}' is {size} bytes of content; the server's cap is {cap} bytes (--mcp-max-result-bytes)]"
-                ));
-            }
-            return CallToolResult::success(blocks);
+            return self.blocks(tool, blocks);
         }
         let text = match &v {
             Value::String(s) => s.clone(),

@@ -14,7 +14,7 @@ use pyo3::types::{
 };
 use serde_json::{Map, Number, Value};
 
-use crate::core::{Error, ForeignValue, Result};
+use crate::core::{Error, ForeignValue, Result, RichContent};
 
 /// Deepest nesting accepted in either direction (serde_json's own parse limit is 128 too).
 pub const MAX_DEPTH: usize = 128;
@@ -547,15 +547,41 @@ pub fn payload_to_py(
 ) -> PyResult<Py<PyAny>> {
     let to_err = |e| super::errors::to_pyerr(py, e);
     match p {
-        crate::core::Payload::Foreign(f) => match f.as_any().downcast_ref::<PyValue>() {
-            Some(v) => Ok(v.obj.clone_ref(py)),
-            None => {
-                let v = f.to_json().map_err(to_err)?;
-                Ok(json_to_py(py, &v, hint, "result").map_err(to_err)?.unbind())
+        crate::core::Payload::Foreign(f) => {
+            if let Some(v) = f.as_any().downcast_ref::<PyValue>() {
+                return Ok(v.obj.clone_ref(py));
             }
-        },
+            if let Some(r) = f.as_any().downcast_ref::<RichContent>() {
+                return rich_to_py(py, r);
+            }
+            let v = f.to_json().map_err(to_err)?;
+            Ok(json_to_py(py, &v, hint, "result").map_err(to_err)?.unbind())
+        }
         crate::core::Payload::Json(v) => {
             Ok(json_to_py(py, &v, hint, "result").map_err(to_err)?.unbind())
         }
     }
+}
+
+/// Content blocks (a mounted MCP tool's rich result) as `agent_runtime.content` objects: one
+/// object for one block, else a list mixing `str` and objects; blocks without a class (a
+/// `resource_link`) stay dicts. A malformed block raises `ConversionError` naming it.
+fn rich_to_py(py: Python<'_>, r: &RichContent) -> PyResult<Py<PyAny>> {
+    static FROM_BLOCKS: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    let to_err = |e| super::errors::to_pyerr(py, e);
+    let blocks = PyList::empty(py);
+    for (i, b) in r.blocks().iter().enumerate() {
+        blocks.append(json_to_py(py, b, None, &format!("result[{i}]")).map_err(to_err)?)?;
+    }
+    let f = FROM_BLOCKS.get_or_try_init(py, || {
+        py.import("agent_runtime.content")
+            .and_then(|m| m.getattr("_from_blocks"))
+            .map(Bound::unbind)
+    })?;
+    f.bind(py).call1((blocks,)).map(Bound::unbind).map_err(|e| {
+        to_err(Error::conversion(
+            "result",
+            format!("an upstream MCP content block is malformed: {e}"),
+        ))
+    })
 }

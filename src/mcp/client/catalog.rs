@@ -1,7 +1,9 @@
 //! Upstream resources and prompts, proxied into the registry's stores: resource URIs (and
 //! templates) kept as given, prompt names prefixed like tools. Read/get go to the upstream
-//! that is connected at the time. Synced on every (re)connection.
+//! that is connected at the time. Synced on every (re)connection and on the upstream's
+//! `resources/list_changed` / `prompts/list_changed`.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams};
@@ -13,19 +15,20 @@ use crate::core::resources::ResourceSpec;
 use crate::core::uri_template::UriTemplate;
 use crate::core::{Error, FnTool, Registry, ToolSpec};
 
-/// What one sync registered, so the next one (and close) can take it away again.
+/// What one sync registered (URI or prompt name → the entry as the upstream listed it), so
+/// the next one can leave unchanged entries alone and take vanished ones away, as can close.
 #[derive(Default)]
 pub(super) struct Proxied {
-    pub uris: Vec<String>,
-    pub prompts: Vec<String>,
+    pub uris: BTreeMap<String, Value>,
+    pub prompts: BTreeMap<String, Value>,
 }
 
 impl Proxied {
     pub fn remove(&mut self, registry: &Registry) {
-        for u in self.uris.drain(..) {
+        for u in std::mem::take(&mut self.uris).into_keys() {
             registry.resources().unregister(&u);
         }
-        for p in self.prompts.drain(..) {
+        for p in std::mem::take(&mut self.prompts).into_keys() {
             registry.prompts().unregister(&p);
         }
     }
@@ -143,7 +146,10 @@ fn renderer(link: Arc<Link>, upstream: String, args: &[Value]) -> FnTool {
     })
 }
 
-/// Register the upstream's resources, templates and prompts (those whose URI/name is free).
+/// Mirror the upstream's resources, templates and prompts into the registry's stores: new
+/// ones registered (where the URI/name is free), ours kept as they are when unchanged (so our
+/// clients hear of real changes only) or replaced in place (no moment without them), vanished
+/// ones removed. A kind whose listing fails keeps what it had.
 pub(super) async fn sync(
     registry: &Registry,
     prefix: &str,
@@ -151,82 +157,152 @@ pub(super) async fn sync(
     peer: &Peer<RoleClient>,
     into: &mut Proxied,
 ) {
-    into.remove(registry);
-    let caps = peer.peer_info().map(|i| i.capabilities.clone());
-    let has = |k: &str| {
-        caps.as_ref()
-            .and_then(|c| serde_json::to_value(c).ok())
-            .is_some_and(|c| c.get(k).is_some())
-    };
+    let caps = peer
+        .peer_info()
+        .and_then(|i| serde_json::to_value(&i.capabilities).ok());
+    let has = |k: &str| caps.as_ref().is_some_and(|c| c.get(k).is_some());
     let warn =
         |e: String| log::warn!(target: "agent_runtime.mcp", "MCP server '{}': {e}", link.server());
-    if has("resources") {
-        let mut listed: Vec<(Value, bool)> = Vec::new();
-        match peer.list_all_resources().await {
-            Ok(rs) => listed.extend(
-                rs.into_iter()
-                    .filter_map(|r| serde_json::to_value(r).ok())
-                    .map(|v| (v, false)),
-            ),
-            Err(e) => warn(format!("resources/list failed: {e}")),
+    let uris = if has("resources") {
+        sync_resources(registry, link, peer, &into.uris, &warn).await
+    } else {
+        Some(BTreeMap::new())
+    };
+    if let Some(now) = uris {
+        for gone in into.uris.keys().filter(|u| !now.contains_key(*u)) {
+            registry.resources().unregister(gone);
         }
-        match peer.list_all_resource_templates().await {
-            Ok(ts) => listed.extend(
-                ts.into_iter()
-                    .filter_map(|t| serde_json::to_value(t).ok())
-                    .map(|v| (v, true)),
-            ),
-            Err(e) => warn(format!("resources/templates/list failed: {e}")),
+        into.uris = now;
+    }
+    let prompts = if has("prompts") {
+        sync_prompts(registry, prefix, link, peer, &into.prompts, &warn).await
+    } else {
+        Some(BTreeMap::new())
+    };
+    if let Some(now) = prompts {
+        for gone in into.prompts.keys().filter(|p| !now.contains_key(*p)) {
+            registry.prompts().unregister(gone);
         }
-        for (v, is_template) in listed {
-            let uri = field(&v, if is_template { "uriTemplate" } else { "uri" })
-                .unwrap_or_default()
-                .to_string();
-            let vars = match UriTemplate::parse(&uri) {
-                Ok(t) if is_template => t.map(|t| t.vars().to_vec()).unwrap_or_default(),
-                Ok(_) => Vec::new(),
-                Err(e) => {
-                    warn(format!("resource '{uri}' not proxied: {e}"));
-                    continue;
-                }
-            };
-            let spec = ResourceSpec {
-                uri: uri.clone(),
-                name: field(&v, "name").unwrap_or(&uri).to_string(),
-                description: field(&v, "description").unwrap_or_default().to_string(),
-                mime_type: field(&v, "mimeType").map(str::to_string),
-            };
-            let tool = Arc::new(reader(link.clone(), uri.clone(), vars));
-            match registry.resources().register(spec, tool, false) {
-                Ok(()) => into.uris.push(uri),
-                Err(e) => warn(format!("resource not proxied: {e}")),
-            }
+        into.prompts = now;
+    }
+    let uris: Vec<String> = into.uris.keys().cloned().collect();
+    link.calls.set_proxied(&uris);
+}
+
+/// Register the listed resources and templates; the URIs now proxied, None if listing failed.
+async fn sync_resources(
+    registry: &Registry,
+    link: &Arc<Link>,
+    peer: &Peer<RoleClient>,
+    ours: &BTreeMap<String, Value>,
+    warn: &impl Fn(String),
+) -> Option<BTreeMap<String, Value>> {
+    let mut listed: Vec<(Value, bool)> = Vec::new();
+    match peer.list_all_resources().await {
+        Ok(rs) => listed.extend(
+            rs.into_iter()
+                .filter_map(|r| serde_json::to_value(r).ok())
+                .map(|v| (v, false)),
+        ),
+        Err(e) => {
+            warn(format!("resources/list failed: {e}"));
+            return None;
         }
     }
-    if has("prompts") {
-        match peer.list_all_prompts().await {
-            Ok(ps) => {
-                for p in ps {
-                    let v = serde_json::to_value(&p).unwrap_or(Value::Null);
-                    let name = if prefix.is_empty() {
-                        p.name.clone()
-                    } else {
-                        format!("{prefix}.{}", p.name)
-                    };
-                    let args = v
-                        .get("arguments")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default();
-                    let tool = Arc::new(renderer(link.clone(), p.name.clone(), &args));
-                    let desc = p.description.clone().unwrap_or_default();
-                    match registry.prompts().register(&name, &desc, tool, false) {
-                        Ok(()) => into.prompts.push(name),
-                        Err(e) => warn(format!("prompt not proxied: {e}")),
-                    }
-                }
-            }
-            Err(e) => warn(format!("prompts/list failed: {e}")),
+    match peer.list_all_resource_templates().await {
+        Ok(ts) => listed.extend(
+            ts.into_iter()
+                .filter_map(|t| serde_json::to_value(t).ok())
+                .map(|v| (v, true)),
+        ),
+        Err(e) => {
+            warn(format!("resources/templates/list failed: {e}"));
+            return None;
         }
     }
+    let mut now = BTreeMap::new();
+    let mut seen = HashSet::new();
+    for (v, is_template) in listed {
+        let uri = field(&v, if is_template { "uriTemplate" } else { "uri" })
+            .unwrap_or_default()
+            .to_string();
+        let vars = match UriTemplate::parse(&uri) {
+            Ok(t) if is_template => t.map(|t| t.vars().to_vec()).unwrap_or_default(),
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                warn(format!("resource '{uri}' not proxied: {e}"));
+                continue;
+            }
+        };
+        let spec = ResourceSpec {
+            uri: uri.clone(),
+            name: field(&v, "name").unwrap_or(&uri).to_string(),
+            description: field(&v, "description").unwrap_or_default().to_string(),
+            mime_type: field(&v, "mimeType").map(str::to_string),
+        };
+        // Ours from the last sync: kept if unchanged, else replaced in place (once, if the
+        // upstream lists it twice).
+        let first = seen.insert(uri.clone());
+        if first && ours.get(&uri) == Some(&v) {
+            now.insert(uri, v);
+            continue;
+        }
+        let tool = Arc::new(reader(link.clone(), uri.clone(), vars));
+        let replace = first && ours.contains_key(&uri);
+        match registry.resources().register(spec, tool, replace) {
+            Ok(()) => {
+                now.insert(uri, v);
+            }
+            Err(e) => warn(format!("resource not proxied: {e}")),
+        }
+    }
+    Some(now)
+}
+
+/// Register the listed prompts as `PREFIX.name`; the names now proxied, None if listing failed.
+async fn sync_prompts(
+    registry: &Registry,
+    prefix: &str,
+    link: &Arc<Link>,
+    peer: &Peer<RoleClient>,
+    ours: &BTreeMap<String, Value>,
+    warn: &impl Fn(String),
+) -> Option<BTreeMap<String, Value>> {
+    let ps = match peer.list_all_prompts().await {
+        Ok(ps) => ps,
+        Err(e) => {
+            warn(format!("prompts/list failed: {e}"));
+            return None;
+        }
+    };
+    let mut now = BTreeMap::new();
+    let mut seen = HashSet::new();
+    for p in ps {
+        let v = serde_json::to_value(&p).unwrap_or(Value::Null);
+        let name = if prefix.is_empty() {
+            p.name.clone()
+        } else {
+            format!("{prefix}.{}", p.name)
+        };
+        let args = v
+            .get("arguments")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let first = seen.insert(name.clone());
+        if first && ours.get(&name) == Some(&v) {
+            now.insert(name, v);
+            continue;
+        }
+        let tool = Arc::new(renderer(link.clone(), p.name.clone(), &args));
+        let desc = p.description.clone().unwrap_or_default();
+        let replace = first && ours.contains_key(&name);
+        match registry.prompts().register(&name, &desc, tool, replace) {
+            Ok(()) => {
+                now.insert(name, v);
+            }
+            Err(e) => warn(format!("prompt not proxied: {e}")),
+        }
+    }
+    Some(now)
 }

@@ -11,6 +11,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 
 use super::handler::{InOrder, UpstreamHandler};
+use super::http_origin::OriginClient;
 
 /// Where an upstream MCP server lives.
 #[derive(Clone, Debug, PartialEq)]
@@ -113,8 +114,9 @@ pub(super) async fn connect(
                     custom.insert(name, value);
                 }
                 cfg.custom_headers = custom;
-                let transport = StreamableHttpClientTransport::from_config(cfg);
                 let calls = handler.calls.clone();
+                let client = OriginClient::new(calls.clone())?;
+                let transport = StreamableHttpClientTransport::with_client(client, cfg);
                 handler
                     .serve(InOrder {
                         inner: transport,

@@ -1,124 +1,26 @@
 //! What an upstream server sends us: progress and log notifications (routed to the calls they
-//! belong to), tool-list changes (to the supervisor), and sampling/elicitation requests
-//! (forwarded to the caller of a running tool when it can answer).
+//! belong to, see [`super::calls`]), tool/resource/prompt list changes (to the supervisor),
+//! resource updates (to our subscribers), and sampling/elicitation requests (forwarded to the
+//! caller of a running tool when it can answer).
 
 // Sampling and logging are deprecated by SEP-2577 but still what servers send.
 #![allow(deprecated)]
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use rmcp::model::{
     ClientCapabilities, ClientInfo, CreateMessageRequestParams, CreateMessageResult,
-    ElicitRequestParams, ElicitResult, Implementation, LoggingMessageNotificationParam,
-    ProgressNotificationParam, ProgressToken,
+    ElicitRequestParams, ElicitResult, GetExtensions, GetMeta, Implementation,
+    ResourceUpdatedNotificationParam,
 };
 use rmcp::model::{JsonRpcMessage, JsonRpcNotification, ServerNotification};
-use rmcp::service::{NotificationContext, RequestContext, RoleClient};
+use rmcp::service::{InboundStreamOrigin, NotificationContext, RequestContext, RoleClient};
 use rmcp::transport::Transport;
 use rmcp::{ClientHandler, ErrorData};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
-use tokio::sync::Notify;
 
-use crate::core::{CallPeer, CancelToken, LogLevel, PeerRequest, Progress, ProgressSink};
-
-/// A call waiting for its upstream result.
-pub(super) struct Inflight {
-    pub progress: Option<ProgressSink>,
-    pub peer: Option<Arc<dyn CallPeer>>,
-    pub cancel: CancelToken,
-    /// Start order: the most recent call with a peer receives unattributed messages.
-    pub seq: u64,
-}
-
-/// State shared by the handler, the mounted tools and the supervisor of one mount.
-pub(super) struct Calls {
-    pub server: String,
-    map: Mutex<HashMap<ProgressToken, Inflight>>,
-    seq: AtomicU64,
-    pub tools_changed: Notify,
-}
-
-impl Calls {
-    pub fn new(server: String) -> Self {
-        Calls {
-            server,
-            map: Mutex::new(HashMap::new()),
-            seq: AtomicU64::new(0),
-            tools_changed: Notify::new(),
-        }
-    }
-
-    pub fn insert(&self, token: ProgressToken, mut call: Inflight) {
-        call.seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        self.map.lock().insert(token, call);
-    }
-
-    pub fn remove(&self, token: &ProgressToken) {
-        self.map.lock().remove(token);
-    }
-
-    /// Deliver an upstream progress report to the call it belongs to.
-    pub fn progress(&self, params: ProgressNotificationParam) {
-        let sink = self
-            .map
-            .lock()
-            .get(&params.progress_token)
-            .and_then(|c| c.progress.clone());
-        if let Some(sink) = sink.filter(|_| params.progress.is_finite()) {
-            sink(&Progress {
-                done: params.progress,
-                total: params.total.filter(|t| t.is_finite()),
-                message: params.message,
-            });
-        }
-    }
-
-    /// Deliver an upstream log message to the caller of the latest call that can take it,
-    /// else to the `log` crate (Python logging, logger `agent_runtime.mcp`).
-    pub fn log(&self, params: LoggingMessageNotificationParam) {
-        let level = serde_json::to_value(params.level)
-            .ok()
-            .and_then(|v| v.as_str().and_then(LogLevel::parse))
-            .unwrap_or(LogLevel::Info);
-        let logger = params.logger.unwrap_or_else(|| self.server.clone());
-        match self.latest_peer() {
-            Some((peer, _)) => peer.log(level, Some(&logger), params.data),
-            None => {
-                let lvl = match level {
-                    LogLevel::Debug => log::Level::Debug,
-                    LogLevel::Info | LogLevel::Notice => log::Level::Info,
-                    LogLevel::Warning => log::Level::Warn,
-                    _ => log::Level::Error,
-                };
-                let text = match &params.data {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                log::log!(target: "agent_runtime.mcp", lvl, "[{logger}] {text}");
-            }
-        }
-    }
-
-    /// The caller's side of the latest running call that has one. MCP does not tie a server's
-    /// log message or request to one of our calls (stdio has no related-request channel), so
-    /// the most recent call is the best guess, and exact whenever calls do not overlap.
-    fn latest_peer(&self) -> Option<(Arc<dyn CallPeer>, CancelToken)> {
-        self.map
-            .lock()
-            .values()
-            .filter_map(|c| {
-                c.peer
-                    .as_ref()
-                    .map(|p| (c.seq, p.clone(), c.cancel.clone()))
-            })
-            .max_by_key(|(seq, _, _)| *seq)
-            .map(|(_, p, c)| (p, c))
-    }
-}
+use super::calls::{Answerer, CallKey, Calls};
+use crate::core::PeerRequest;
 
 /// The rmcp client handler of one connection.
 #[derive(Clone)]
@@ -127,19 +29,38 @@ pub struct UpstreamHandler {
 }
 
 impl UpstreamHandler {
+    /// Forward a sampling/elicitation request to the caller of the call it belongs to.
     async fn forward<T: DeserializeOwned>(
         &self,
         kind: PeerRequest,
         params: impl serde::Serialize,
+        ctx: &RequestContext<RoleClient>,
     ) -> Result<T, ErrorData> {
-        let Some((peer, cancel)) = self.calls.latest_peer() else {
-            return Err(ErrorData::invalid_request(
-                format!(
-                    "{} is not supported: no caller of a tool of this server can answer it",
-                    kind.method()
-                ),
-                None,
-            ));
+        // Over streamable HTTP rmcp records the POST stream a request came on.
+        let origin = match ctx.extensions.get::<InboundStreamOrigin>() {
+            Some(InboundStreamOrigin::OutboundRequest(id)) => Some(id),
+            _ => None,
+        };
+        let (peer, cancel) = match self.calls.answerer(origin) {
+            Answerer::Caller(p, c) => (p, c),
+            Answerer::Unable => {
+                return Err(ErrorData::invalid_request(
+                    format!(
+                        "{} is not supported: the caller of this tool call cannot answer it",
+                        kind.method()
+                    ),
+                    None,
+                ))
+            }
+            Answerer::Nobody => {
+                return Err(ErrorData::invalid_request(
+                    format!(
+                        "{} is not supported: no caller of a tool of this server can answer it",
+                        kind.method()
+                    ),
+                    None,
+                ))
+            }
         };
         let params = serde_json::to_value(params)
             .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
@@ -168,27 +89,44 @@ impl ClientHandler for UpstreamHandler {
     async fn create_message(
         &self,
         params: CreateMessageRequestParams,
-        _ctx: RequestContext<RoleClient>,
+        ctx: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, ErrorData> {
-        self.forward(PeerRequest::Sample, params).await
+        self.forward(PeerRequest::Sample, params, &ctx).await
     }
 
     async fn create_elicitation(
         &self,
         params: ElicitRequestParams,
-        _ctx: RequestContext<RoleClient>,
+        ctx: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
-        self.forward(PeerRequest::Elicit, params).await
+        self.forward(PeerRequest::Elicit, params, &ctx).await
     }
 
     async fn on_tool_list_changed(&self, _ctx: NotificationContext<RoleClient>) {
         self.calls.tools_changed.notify_one();
     }
+
+    async fn on_resource_list_changed(&self, _ctx: NotificationContext<RoleClient>) {
+        self.calls.catalog_changed.notify_one();
+    }
+
+    async fn on_prompt_list_changed(&self, _ctx: NotificationContext<RoleClient>) {
+        self.calls.catalog_changed.notify_one();
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _ctx: NotificationContext<RoleClient>,
+    ) {
+        self.calls.resource_updated(&params.uri);
+    }
 }
 
-/// A transport wrapper that delivers progress and log notifications as they are read, in
-/// order with the responses: rmcp hands notifications to the handler on spawned tasks, so a
-/// call's last progress report could otherwise arrive after its result.
+/// A transport wrapper that binds each outgoing `tools/call` to its call (id and progress
+/// token, before the upstream can answer), and delivers progress and log notifications as they
+/// are read, in order with the responses: rmcp hands notifications to the handler on spawned
+/// tasks, so a call's last progress report could otherwise arrive after its result.
 pub(super) struct InOrder<T> {
     pub inner: T,
     pub calls: Arc<Calls>,
@@ -201,6 +139,12 @@ impl<T: Transport<RoleClient>> Transport<RoleClient> for InOrder<T> {
         &mut self,
         item: rmcp::service::TxJsonRpcMessage<RoleClient>,
     ) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send + 'static {
+        if let JsonRpcMessage::Request(r) = &item {
+            if let Some(CallKey(key)) = r.request.extensions().get::<CallKey>() {
+                let token = r.request.get_meta().get_progress_token();
+                self.calls.bind(*key, r.id.clone(), token);
+            }
+        }
         self.inner.send(item)
     }
 

@@ -2,18 +2,24 @@
 //! any other tool (schema validation, timeouts, cancellation, progress) and re-served by every
 //! transport without any of them knowing where a tool lives.
 //!
-//! Files: `connect` (transports: a stdio child process or streamable HTTP), `handler` (what the
-//! upstream sends us: progress, logs, list changes, sampling/elicitation requests), `tool` (a
-//! mounted tool, a core `Tool`), `result` (upstream results as payloads/errors), `supervise`
-//! (the mount: tool-list sync, reconnection with backoff, close).
+//! Files: `connect` (transports: a stdio child process or streamable HTTP), `http_origin`
+//! (which call a log message on an HTTP response stream belongs to), `handler` (what the
+//! upstream sends us: progress, logs, list changes, sampling/elicitation requests), `calls`
+//! (the calls in flight and routing to their callers), `tool` (a mounted tool, a core `Tool`),
+//! `result` (upstream results as payloads/errors), `catalog` (proxied resources and prompts),
+//! `subscribe` (upstream resource subscriptions following our clients'),
+//! `supervise` (the mount: list sync, reconnection with backoff, close).
 //!
 //! This side never uses the server handler's internals: the two only share the core.
 
+mod calls;
 mod catalog;
 mod config;
 mod connect;
 mod handler;
+mod http_origin;
 mod result;
+mod subscribe;
 mod supervise;
 mod tool;
 

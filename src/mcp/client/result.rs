@@ -2,15 +2,16 @@
 //!
 //! - `isError: true` → [`Error::Tool`] carrying the upstream's text.
 //! - `structuredContent` present → that value.
-//! - Otherwise the content: nothing → `null`; one text block → its string; else a list where
-//!   text blocks are strings and other blocks keep their MCP JSON form (`{"type": "image",
-//!   "data", "mimeType"}`, …) — the JSON form of `agent_runtime.Image`/`Audio`/
-//!   `EmbeddedResource`, which our own MCP server re-serves as the same content blocks.
+//! - Otherwise the content: nothing → `null`; text blocks only → one string or a list of
+//!   them; any other block → a [`RichContent`] of the blocks as given, whose JSON is a list
+//!   where text blocks are strings and other blocks keep their MCP JSON form (`{"type":
+//!   "image", "data", "mimeType"}`, …). A Python caller gets `agent_runtime.Image`/`Audio`/
+//!   `EmbeddedResource` objects; our own MCP server re-serves the blocks as they came.
 
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::Value;
 
-use crate::core::{Error, Payload, Result};
+use crate::core::{Error, Payload, Result, RichContent};
 
 pub(super) fn into_payload(tool: &str, r: CallToolResult) -> Result<Payload> {
     if r.is_error == Some(true) {
@@ -20,7 +21,22 @@ pub(super) fn into_payload(tool: &str, r: CallToolResult) -> Result<Payload> {
     if let Some(s) = r.structured_content {
         return Ok(Payload::Json(s));
     }
-    Ok(Payload::Json(content_value(r.content)))
+    if r.content.iter().all(|b| matches!(b, ContentBlock::Text(_))) {
+        return Ok(Payload::Json(texts_value(r.content)));
+    }
+    let blocks = r
+        .content
+        .iter()
+        .map(|b| {
+            serde_json::to_value(b).map_err(|e| {
+                Error::tool(
+                    tool,
+                    format!("an upstream content block cannot be rendered: {e}"),
+                )
+            })
+        })
+        .collect::<Result<Vec<Value>>>()?;
+    Ok(RichContent::new(blocks).into_payload())
 }
 
 fn error_text(r: &CallToolResult) -> String {
@@ -42,19 +58,19 @@ fn error_text(r: &CallToolResult) -> String {
     }
 }
 
-fn content_value(blocks: Vec<ContentBlock>) -> Value {
-    fn one(b: ContentBlock) -> Value {
-        match b {
-            ContentBlock::Text(t) => Value::String(t.text),
-            _ => serde_json::to_value(&b).unwrap_or(Value::Null),
-        }
-    }
-    match blocks.len() {
+/// Text blocks only: nothing → `null`, one → its string, several → a list of strings.
+fn texts_value(blocks: Vec<ContentBlock>) -> Value {
+    let mut texts: Vec<Value> = blocks
+        .into_iter()
+        .filter_map(|b| match b {
+            ContentBlock::Text(t) => Some(Value::String(t.text)),
+            _ => None,
+        })
+        .collect();
+    match texts.len() {
         0 => Value::Null,
-        1 if matches!(blocks[0], ContentBlock::Text(_)) => {
-            blocks.into_iter().next().map(one).unwrap_or(Value::Null)
-        }
-        _ => Value::Array(blocks.into_iter().map(one).collect()),
+        1 => texts.pop().unwrap_or(Value::Null),
+        _ => Value::Array(texts),
     }
 }
 
@@ -95,6 +111,24 @@ mod tests {
             parse(json!({"content": [{"type": "text", "text": "a"}, img.clone()]})),
         )
         .unwrap();
+        assert!(r.foreign::<RichContent>().is_some());
         assert_eq!(r.into_json().unwrap(), json!(["a", img]));
+        // One image alone keeps the list form; annotations stay on the block.
+        let ann = json!({"type": "image", "data": "AAAA", "mimeType": "image/png", "annotations": {"priority": 0.5}});
+        let r = into_payload("t", parse(json!({"content": [ann.clone()]}))).unwrap();
+        assert_eq!(
+            r.foreign::<RichContent>().unwrap().blocks(),
+            std::slice::from_ref(&ann)
+        );
+        assert_eq!(r.into_json().unwrap(), json!([ann]));
+        let texts = into_payload(
+            "t",
+            parse(
+                json!({"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}),
+            ),
+        )
+        .unwrap();
+        assert!(texts.foreign::<RichContent>().is_none());
+        assert_eq!(texts.into_json().unwrap(), json!(["a", "b"]));
     }
 }

@@ -1,6 +1,7 @@
-//! A mount: connects, mirrors the upstream's tool list into the registry (on connect and on
-//! `notifications/tools/list_changed`), and keeps the connection alive — when the upstream
-//! exits or drops, its calls fail with an error naming it (in-flight ones at once) and it is
+//! A mount: connects, mirrors the upstream's tools, resources and prompts into the registry
+//! (on connect and on the upstream's `list_changed` notifications), follows our clients'
+//! resource subscriptions upstream, and keeps the connection alive — when the upstream exits
+//! or drops, its calls fail with an error naming it (in-flight ones at once) and it is
 //! reconnected with exponential backoff (a stdio child is restarted; the old one is killed with
 //! its process group and reaped).
 
@@ -14,9 +15,11 @@ use serde_json::Value;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::calls::Calls;
 use super::catalog::{self, Proxied};
 use super::connect::{connect, Client, Transport};
-use super::handler::{Calls, UpstreamHandler};
+use super::handler::UpstreamHandler;
+use super::subscribe;
 use super::tool::{Link, MountedTool};
 use crate::core::{Error, Registry, Result, Tool, ToolSpec};
 
@@ -87,7 +90,7 @@ pub async fn mount_with(
         prefix.to_string()
     };
     let link = Arc::new(Link {
-        calls: Arc::new(Calls::new(server.clone())),
+        calls: Arc::new(Calls::new(server.clone(), registry.clone())),
         peer: RwLock::new(None),
         down: RwLock::new("not connected yet".into()),
     });
@@ -231,10 +234,24 @@ impl Shared {
             .map_err(|e| e.to_string())
     }
 
+    /// Mirror the upstream's resources and prompts, within the connect timeout (an upstream
+    /// that does not answer its list requests must not stall the supervisor).
     async fn sync_catalog(&self, peer: &Peer<RoleClient>) {
         let mut p = self.proxied.lock().await;
-        if !self.stop.is_cancelled() {
-            catalog::sync(&self.registry, &self.prefix, &self.link, peer, &mut p).await;
+        if self.stop.is_cancelled() {
+            return;
+        }
+        let sync = catalog::sync(&self.registry, &self.prefix, &self.link, peer, &mut p);
+        if tokio::time::timeout(self.opts.connect_timeout, sync)
+            .await
+            .is_err()
+        {
+            log::warn!(
+                target: "agent_runtime.mcp",
+                "MCP server '{}': listing its resources and prompts took longer than {:.1}s",
+                self.link.server(),
+                self.opts.connect_timeout.as_secs_f64()
+            );
         }
     }
 
@@ -336,6 +353,15 @@ async fn supervise(s: Arc<Shared>, mut client: Client) {
     loop {
         let peer = client.peer().clone();
         let ct = client.cancellation_token();
+        // This connection's upstream subscriptions, ended with it.
+        let conn = s.stop.child_token();
+        if subscribe::offered(&peer) {
+            tokio::spawn(subscribe::follow(
+                s.link.calls.clone(),
+                peer.clone(),
+                conn.clone(),
+            ));
+        }
         let mut wait = std::pin::pin!(client.waiting());
         let why = loop {
             tokio::select! {
@@ -348,6 +374,7 @@ async fn supervise(s: Arc<Shared>, mut client: Client) {
                         log::warn!(target: "agent_runtime.mcp", "{e}");
                     }
                 }
+                _ = s.link.calls.catalog_changed.notified() => s.sync_catalog(&peer).await,
                 _ = s.kick.notified() => {
                     ct.cancel();
                     let _ = (&mut wait).await;
@@ -361,6 +388,7 @@ async fn supervise(s: Arc<Shared>, mut client: Client) {
                 }
             }
         };
+        conn.cancel();
         s.down(why);
         let mut delay = s.opts.min_backoff;
         client = loop {

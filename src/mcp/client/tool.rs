@@ -8,12 +8,12 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CancelledNotification, CancelledNotificationParam,
-    ClientRequest, ProgressToken, RequestId, ServerResult,
+    ClientRequest, RequestId, ServerResult,
 };
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient, ServiceError};
 use serde_json::Value;
 
-use super::handler::{Calls, Inflight};
+use super::calls::{CallKey, Calls, Inflight};
 use super::result::into_payload;
 use crate::core::{BoxFuture, CallContext, Error, Payload, Result, Tool, ToolSpec};
 
@@ -76,25 +76,25 @@ impl MountedTool {
     }
 }
 
-/// Sends `notifications/cancelled` upstream when a call is abandoned (cancelled, timed out,
-/// dropped) before its answer came, and forgets the call's progress route in any case.
+/// Forgets the call when it ends in any way, and sends `notifications/cancelled` upstream
+/// when it is abandoned (cancelled, timed out, dropped) after its request went out but before
+/// its answer came.
 struct Pending {
     calls: Arc<Calls>,
-    token: ProgressToken,
-    id: RequestId,
-    peer: Peer<RoleClient>,
+    key: u64,
+    /// Set once the request is out.
+    sent: Option<(RequestId, Peer<RoleClient>)>,
     answered: bool,
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        self.calls.remove(&self.token);
-        if self.answered {
+        self.calls.end(self.key);
+        let Some((id, peer)) = self.sent.take().filter(|_| !self.answered) else {
             return;
-        }
-        let peer = self.peer.clone();
+        };
         let note = CancelledNotification::new(CancelledNotificationParam::new(
-            Some(self.id.clone()),
+            Some(id),
             Some("cancelled by the caller".into()),
         ));
         if let Ok(h) = tokio::runtime::Handle::try_current() {
@@ -133,27 +133,28 @@ impl Tool for MountedTool {
                 .ok_or_else(|| link.unavailable(&name))?;
             let mut params = CallToolRequestParams::new(upstream);
             params.arguments = arguments;
-            let req = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-            let handle = peer
-                .send_request_with_option(req, PeerRequestOptions::no_options())
-                .await
-                .map_err(|e| link.failed(&name, e))?;
-            link.calls.insert(
-                handle.progress_token.clone(),
-                Inflight {
-                    progress: ctx.progress.clone(),
-                    peer: ctx.peer.clone(),
-                    cancel: ctx.cancel.clone(),
-                    seq: 0,
-                },
-            );
+            let mut call = CallToolRequest::new(params);
+            // Entered before sending: whatever the upstream sends about it finds it.
+            let key = link.calls.begin(Inflight {
+                progress: ctx.progress.clone(),
+                peer: ctx.peer.clone(),
+                cancel: ctx.cancel.clone(),
+            });
+            call.extensions.insert(CallKey(key));
             let mut pending = Pending {
                 calls: link.calls.clone(),
-                token: handle.progress_token.clone(),
-                id: handle.id.clone(),
-                peer,
+                key,
+                sent: None,
                 answered: false,
             };
+            let handle = peer
+                .send_request_with_option(
+                    ClientRequest::CallToolRequest(call),
+                    PeerRequestOptions::no_options(),
+                )
+                .await
+                .map_err(|e| link.failed(&name, e))?;
+            pending.sent = Some((handle.id.clone(), peer));
             let answer = tokio::select! {
                 r = handle.await_response() => r,
                 _ = ctx.cancel.cancelled() => return Err(Error::Cancelled { tool: name }),
