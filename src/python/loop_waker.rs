@@ -224,18 +224,18 @@ pub fn runtime() -> Option<Arc<LoopWaker>> {
         .filter(|w| w.generation == fork_generation())
 }
 
-/// Run `job` with the GIL for the loop `waker` belongs to: here when this thread may take the
-/// GIL; else straight on the loop's thread, provided nothing is waiting on the ordered job
-/// thread (whatever was submitted there before, e.g. a call's events, must run first); else
-/// on the job thread. Jobs check [`draining`] to tell where they run.
+/// Run `job` with the GIL for the loop `waker` belongs to: straight on the loop's thread,
+/// provided nothing is waiting on the ordered job thread (whatever was submitted there before,
+/// e.g. a call's events, must run first); else here when this thread may take the GIL; else on
+/// the job thread. Jobs check [`draining`] to tell where they run.
 pub fn run_for_loop(
     waker: Option<&Arc<LoopWaker>>,
     job: impl for<'py> FnOnce(Python<'py>) + Send + 'static,
 ) {
-    if pythread::may_attach() {
-        return pythread::run_or_submit(job);
-    }
     let job: Job = Box::new(job);
+    // Through the loop's queue even from a thread that could run the job itself: the job
+    // would only end in `call_soon_threadsafe` (Python code and a wake-up write per job),
+    // while queued jobs are run in batches inside the loop's reader callback.
     let job = match waker {
         Some(w) if pythread::ordered_idle() => match w.push(job) {
             Ok(()) => return,
@@ -243,6 +243,9 @@ pub fn run_for_loop(
         },
         _ => job,
     };
+    if pythread::may_attach() {
+        return pythread::run_or_submit(job);
+    }
     pythread::submit(job);
 }
 
