@@ -11,6 +11,7 @@ import itertools
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -486,4 +487,23 @@ def machine_info() -> Dict[str, str]:
         "native profile": native_profile(so) if so else "unknown",
         "extension": f"{os.path.basename(so)}{size}",
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "commit": _git_commit(),
+        # Other work on the machine shows in every cross-thread row: say how busy it was.
+        "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
+
+
+def _git_commit() -> str:
+    """The checked-out commit (``+dirty`` with local changes), or "unknown" outside a checkout."""
+    root = str(Path(__file__).resolve().parent.parent)
+    def git(*args: str) -> str:
+        p = subprocess.run(["git", "-C", root, *args], check=False, capture_output=True, text=True, timeout=10)
+        return p.stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head + ("+dirty" if dirty else "")) if head else "unknown"
+
