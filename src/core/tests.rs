@@ -76,6 +76,8 @@ async fn spec_default_timeout_and_override() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawned_task_lifecycle_and_cancel() {
+    // A concurrent test's runtime::shutdown() would cancel these tasks.
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
     let r = registry();
     let t = r
         .spawn("diag.sleep", json!({"seconds": 30}), CallContext::new())
@@ -124,6 +126,8 @@ async fn spawned_task_lifecycle_and_cancel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_tasks() {
+    // A concurrent test's runtime::shutdown() would cancel these tasks.
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
     let r = registry();
     let tasks: Vec<_> = (0..10_000i64)
         .map(|i| {
@@ -141,6 +145,8 @@ async fn ten_thousand_tasks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_reaches_sink_and_task() {
+    // A concurrent test's runtime::shutdown() would cancel these tasks.
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
     let r = Registry::new();
     r.register(FnTool::new(
         ToolSpec::new("core.steps"),
