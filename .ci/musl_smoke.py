@@ -10,6 +10,7 @@ argument error, `shell.run` with a timeout and a pty shell session: the libc-fac
 """
 
 import asyncio
+import glob
 import os
 import platform
 import sys
@@ -29,8 +30,12 @@ def wheel_tags(file_name: str) -> List[str]:
 
 
 def check_platform(file_name: str) -> None:
+    # After the extension was loaded: musl's loader (Alpine's /lib/ld-musl-*.so.1 is the file
+    # itself, Debian's a link to it) and the extension are mapped, no glibc is.
     files = mapped_files()
-    assert any("ld-musl" in f for f in files), sorted(files)
+    musl = {os.path.realpath(p) for p in glob.glob("/lib/ld-musl-*.so.1")}
+    assert musl & files, (sorted(musl), sorted(files))
+    assert any(f.endswith("_native.abi3.so") for f in files), sorted(files)
     glibc = [f for f in files if os.path.basename(f).startswith(("libc.so.6", "ld-linux"))]
     assert not glibc, glibc
     from pip._vendor.packaging import tags
@@ -94,8 +99,8 @@ def main() -> int:
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
-    check_platform(sys.argv[1])
     check_tools()
+    check_platform(sys.argv[1])
     return 0
 
 
