@@ -81,9 +81,24 @@ impl Replica {
 
 /// Whether a failed call certainly never reached a tool: UNAVAILABLE that the server (or a
 /// proxy) answered itself, a refused stream or a stream the server's GOAWAY left unprocessed,
-/// or a connection that could not be made. A connection lost mid-call may have run the call:
-/// not retried.
+/// a connection that could not be made, or a request the HTTP/2 client cancelled before sending
+/// it. A connection lost mid-call may have run the call: not retried.
 pub fn not_started(s: &Status) -> bool {
+    if s.code() == Code::Cancelled {
+        // hyper cancels a request it never handed to the connection (the connection closed
+        // first, e.g. a replica shutting down, or was not ready); tonic reports Cancelled with
+        // that error as the source. A Cancelled status the peer sent has no source.
+        let mut err: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+        while let Some(e) = err {
+            if e.downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_canceled)
+            {
+                return true;
+            }
+            err = e.source();
+        }
+        return false;
+    }
     if s.code() != Code::Unavailable {
         return false;
     }
