@@ -240,8 +240,8 @@ impl Calls {
     }
 
     /// Record the URIs this mount now proxies (for `resources/updated`).
-    pub fn set_proxied(&self, uris: &[String]) {
-        *self.proxied.write() = uris.iter().cloned().collect();
+    pub fn set_proxied(&self, uris: impl IntoIterator<Item = String>) {
+        *self.proxied.write() = uris.into_iter().collect();
     }
 
     /// Upstream `notifications/resources/updated`: tell our subscribers, if the URI is one
@@ -360,7 +360,7 @@ mod tests {
                 .unwrap();
         }
         let calls = Calls::new("s".into(), reg.clone());
-        calls.set_proxied(&["up://a".to_string(), "up://t/{id}".to_string()]);
+        calls.set_proxied(["up://a".to_string(), "up://t/{id}".to_string()]);
         let mut updates = reg.resources().updates();
         for uri in ["up://a", "other://b", "up://t/7", "nowhere://x"] {
             calls.resource_updated(uri);

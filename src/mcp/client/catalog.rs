@@ -157,36 +157,82 @@ pub(super) async fn sync(
     peer: &Peer<RoleClient>,
     into: &mut Proxied,
 ) {
-    let caps = peer
-        .peer_info()
-        .and_then(|i| serde_json::to_value(&i.capabilities).ok());
-    let has = |k: &str| caps.as_ref().is_some_and(|c| c.get(k).is_some());
+    let info = peer.peer_info();
+    let caps = info.as_ref().map(|i| &i.capabilities);
     let warn =
         |e: String| log::warn!(target: "agent_runtime.mcp", "MCP server '{}': {e}", link.server());
-    let uris = if has("resources") {
+    let uris = if caps.is_some_and(|c| c.resources.is_some()) {
         sync_resources(registry, link, peer, &into.uris, &warn).await
     } else {
         Some(BTreeMap::new())
     };
-    if let Some(now) = uris {
-        for gone in into.uris.keys().filter(|u| !now.contains_key(*u)) {
-            registry.resources().unregister(gone);
-        }
-        into.uris = now;
-    }
-    let prompts = if has("prompts") {
+    settle(&mut into.uris, uris, |u| {
+        registry.resources().unregister(u);
+    });
+    let prompts = if caps.is_some_and(|c| c.prompts.is_some()) {
         sync_prompts(registry, prefix, link, peer, &into.prompts, &warn).await
     } else {
         Some(BTreeMap::new())
     };
-    if let Some(now) = prompts {
-        for gone in into.prompts.keys().filter(|p| !now.contains_key(*p)) {
-            registry.prompts().unregister(gone);
-        }
-        into.prompts = now;
+    settle(&mut into.prompts, prompts, |p| {
+        registry.prompts().unregister(p);
+    });
+    link.calls.set_proxied(into.uris.keys().cloned());
+}
+
+/// What one kind proxies after a sync: `now`, unregistering what vanished from `ours`; `None`
+/// (its listing failed) keeps `ours`.
+fn settle(
+    ours: &mut BTreeMap<String, Value>,
+    now: Option<BTreeMap<String, Value>>,
+    unregister: impl Fn(&str),
+) {
+    let Some(now) = now else { return };
+    for gone in ours.keys().filter(|k| !now.contains_key(*k)) {
+        unregister(gone);
     }
-    let uris: Vec<String> = into.uris.keys().cloned().collect();
-    link.calls.set_proxied(&uris);
+    *ours = now;
+}
+
+/// The listed entries of one kind (URI or prompt name → the entry as listed), against what the
+/// last sync registered.
+struct Mirror<'a> {
+    ours: &'a BTreeMap<String, Value>,
+    now: BTreeMap<String, Value>,
+    seen: HashSet<String>,
+}
+
+impl<'a> Mirror<'a> {
+    fn new(ours: &'a BTreeMap<String, Value>) -> Self {
+        Mirror {
+            ours,
+            now: BTreeMap::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Entry `key`, listed as `v`: kept as registered if unchanged, else `register(replace)`
+    /// (replacing ours in place, once if the upstream lists it twice).
+    fn entry(
+        &mut self,
+        key: String,
+        v: Value,
+        register: impl FnOnce(bool) -> crate::core::Result<()>,
+        warn: &impl Fn(String),
+        what: &str,
+    ) {
+        let first = self.seen.insert(key.clone());
+        if first && self.ours.get(&key) == Some(&v) {
+            self.now.insert(key, v);
+            return;
+        }
+        match register(first && self.ours.contains_key(&key)) {
+            Ok(()) => {
+                self.now.insert(key, v);
+            }
+            Err(e) => warn(format!("{what} not proxied: {e}")),
+        }
+    }
 }
 
 /// Register the listed resources and templates; the URIs now proxied, None if listing failed.
@@ -220,8 +266,7 @@ async fn sync_resources(
             return None;
         }
     }
-    let mut now = BTreeMap::new();
-    let mut seen = HashSet::new();
+    let mut mirror = Mirror::new(ours);
     for (v, is_template) in listed {
         let uri = field(&v, if is_template { "uriTemplate" } else { "uri" })
             .unwrap_or_default()
@@ -240,23 +285,13 @@ async fn sync_resources(
             description: field(&v, "description").unwrap_or_default().to_string(),
             mime_type: field(&v, "mimeType").map(str::to_string),
         };
-        // Ours from the last sync: kept if unchanged, else replaced in place (once, if the
-        // upstream lists it twice).
-        let first = seen.insert(uri.clone());
-        if first && ours.get(&uri) == Some(&v) {
-            now.insert(uri, v);
-            continue;
-        }
-        let tool = Arc::new(reader(link.clone(), uri.clone(), vars));
-        let replace = first && ours.contains_key(&uri);
-        match registry.resources().register(spec, tool, replace) {
-            Ok(()) => {
-                now.insert(uri, v);
-            }
-            Err(e) => warn(format!("resource not proxied: {e}")),
-        }
+        let register = |replace| {
+            let tool = Arc::new(reader(link.clone(), uri.clone(), vars));
+            registry.resources().register(spec, tool, replace)
+        };
+        mirror.entry(uri.clone(), v, register, warn, "resource");
     }
-    Some(now)
+    Some(mirror.now)
 }
 
 /// Register the listed prompts as `PREFIX.name`; the names now proxied, None if listing failed.
@@ -275,8 +310,7 @@ async fn sync_prompts(
             return None;
         }
     };
-    let mut now = BTreeMap::new();
-    let mut seen = HashSet::new();
+    let mut mirror = Mirror::new(ours);
     for p in ps {
         let v = serde_json::to_value(&p).unwrap_or(Value::Null);
         let name = if prefix.is_empty() {
@@ -289,20 +323,12 @@ async fn sync_prompts(
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        let first = seen.insert(name.clone());
-        if first && ours.get(&name) == Some(&v) {
-            now.insert(name, v);
-            continue;
-        }
-        let tool = Arc::new(renderer(link.clone(), p.name.clone(), &args));
-        let desc = p.description.clone().unwrap_or_default();
-        let replace = first && ours.contains_key(&name);
-        match registry.prompts().register(&name, &desc, tool, replace) {
-            Ok(()) => {
-                now.insert(name, v);
-            }
-            Err(e) => warn(format!("prompt not proxied: {e}")),
-        }
+        let register = |replace| {
+            let tool = Arc::new(renderer(link.clone(), p.name.clone(), &args));
+            let desc = p.description.clone().unwrap_or_default();
+            registry.prompts().register(&name, &desc, tool, replace)
+        };
+        mirror.entry(name.clone(), v, register, warn, "prompt");
     }
-    Some(now)
+    Some(mirror.now)
 }

@@ -20,7 +20,7 @@ use rmcp::{ClientHandler, ErrorData};
 use serde::de::DeserializeOwned;
 
 use super::calls::{Answerer, CallKey, Calls};
-use crate::core::PeerRequest;
+use crate::core::{CallPeer, CancelToken, PeerRequest};
 
 /// The rmcp client handler of one connection.
 #[derive(Clone)]
@@ -41,27 +41,24 @@ impl UpstreamHandler {
             Some(InboundStreamOrigin::OutboundRequest(id)) => Some(id),
             _ => None,
         };
-        let (peer, cancel) = match self.calls.answerer(origin) {
-            Answerer::Caller(p, c) => (p, c),
-            Answerer::Unable => {
-                return Err(ErrorData::invalid_request(
-                    format!(
-                        "{} is not supported: the caller of this tool call cannot answer it",
-                        kind.method()
-                    ),
-                    None,
-                ))
-            }
-            Answerer::Nobody => {
-                return Err(ErrorData::invalid_request(
-                    format!(
-                        "{} is not supported: no caller of a tool of this server can answer it",
-                        kind.method()
-                    ),
-                    None,
-                ))
-            }
+        let why = match self.calls.answerer(origin) {
+            Answerer::Caller(peer, cancel) => return Self::ask(peer, cancel, kind, params).await,
+            Answerer::Unable => "the caller of this tool call cannot answer it",
+            Answerer::Nobody => "no caller of a tool of this server can answer it",
         };
+        Err(ErrorData::invalid_request(
+            format!("{} is not supported: {why}", kind.method()),
+            None,
+        ))
+    }
+
+    /// Send the request to the caller and read its answer.
+    async fn ask<T: DeserializeOwned>(
+        peer: Arc<dyn CallPeer>,
+        cancel: CancelToken,
+        kind: PeerRequest,
+        params: impl serde::Serialize,
+    ) -> Result<T, ErrorData> {
         let params = serde_json::to_value(params)
             .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         let answer = peer

@@ -20,8 +20,7 @@ use super::calls::Calls;
 /// Whether the upstream offers `resources/subscribe`.
 pub(super) fn offered(peer: &Peer<RoleClient>) -> bool {
     peer.peer_info()
-        .and_then(|i| serde_json::to_value(&i.capabilities).ok())
-        .and_then(|c| c.pointer("/resources/subscribe").and_then(|v| v.as_bool()))
+        .and_then(|i| i.capabilities.resources.as_ref().and_then(|r| r.subscribe))
         .unwrap_or(false)
 }
 
