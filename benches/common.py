@@ -10,6 +10,7 @@ import hashlib
 import itertools
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -212,6 +213,13 @@ class Measurement:
     def row(self, area: str, name: str, **kw: Any) -> Row:
         """This measurement as a result row (see ``row_from_samples``)."""
         return row_from_samples(area, name, self.samples, self.batch, **kw)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for a server started next)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 async def timed_awaits(op: Callable[[], Awaitable[Any]], n: int, warmup: int) -> List[float]:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
-from .common import REPO_ROOT, Row, Target, row_from_samples
+from .common import REPO_ROOT, Row, Target, free_port, row_from_samples
 
 AREA = "mcp"
 SUPPORT = Path(__file__).resolve().parent / "mcp_support"
@@ -53,12 +53,6 @@ def _env() -> Dict[str, str]:
     e["PYTHONPATH"] = os.pathsep.join([pkg_parent, str(SUPPORT), str(REPO_ROOT)])
     e.pop("AGENT_RUNTIME_TOKEN", None)
     return e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _ours_cmd(*serve: str) -> List[str]:
@@ -266,7 +260,7 @@ async def _run_async(quick: bool) -> List[Row]:
 
     seq_n, seq_batches = (20, 5) if quick else (50, 9)
     con_n, con_batches = (100, 5) if quick else (300, 9)
-    port = _free_port()
+    port = free_port()
     with _http_server(_sdk_cmd("http", str(port)), f"http://127.0.0.1:{port}/mcp", ours=False) as sdk_url, \
             _http_server(_ours_cmd("--mcp-http", "127.0.0.1:0"), "", ours=True) as ours_url:  # fmt: skip
         async with contextlib.AsyncExitStack() as stack:

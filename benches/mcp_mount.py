@@ -18,19 +18,13 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Awaitable, Callable, Dict, List
+from typing import Any, Dict, List
 
-from .common import REPO_ROOT, Row
+from .common import REPO_ROOT, Row, free_port, timed_awaits
 
 AREA = "mcp_mount"
 UPSTREAM = str(REPO_ROOT / "tests" / "mcphost_upstream.py")
 ARGS: Dict[str, Any] = {"text": "hello"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_port(port: int, proc: "subprocess.Popen[bytes]") -> None:
@@ -61,23 +55,12 @@ def _row(name: str, samples: List[float], **kw: Any) -> Row:
     )  # fmt: skip
 
 
-async def _time_async(n: int, f: Callable[[], Awaitable[Any]]) -> List[float]:
-    for _ in range(max(5, n // 10)):
-        await f()
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter_ns()
-        await f()
-        out.append(float(time.perf_counter_ns() - t0))
-    return out
-
-
 def _client_samples(target: Any, n: int) -> List[float]:
     from mcp import Client
 
     async def go() -> List[float]:
         async with Client(target) as c:
-            return await _time_async(n, lambda: c.call_tool("echo", ARGS))
+            return await timed_awaits(lambda: c.call_tool("echo", ARGS), n, warmup=max(5, n // 10))
 
     return asyncio.run(go())
 
@@ -89,7 +72,7 @@ def run(quick: bool) -> List[Row]:
 
     n = 200 if quick else 2000
     rows: List[Row] = []
-    up_port, gw_port = _free_port(), _free_port()
+    up_port, gw_port = free_port(), free_port()
     up = subprocess.Popen(
         [sys.executable, UPSTREAM, "http", str(up_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from typing import Dict, List, Optional, Tuple
 
-from .common import Row, Target, row_from_samples, timed_awaits
+from .common import Row, Target, free_port, row_from_samples, timed_awaits
 from .swerex import swerex_missing
 
 AREA = "swerex_remote"
@@ -24,12 +23,6 @@ SERVERS: Dict[str, List[str]] = {
     "swerex-remote": [sys.executable, "-m", "swerex.server"],
     "agent-runtime": [sys.executable, "-m", "agent_runtime.swerex_remote"],
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _alive(url: str) -> bool:
@@ -43,7 +36,7 @@ def _alive(url: str) -> bool:
 
 def _start(kind: str) -> Tuple[subprocess.Popen, str, float]:
     """Start a server; returns it, its URL and the ns from spawn to /is_alive answering."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [*SERVERS[kind], "--host", "127.0.0.1", "--port", str(port), "--auth-token", TOKEN]
     t0 = time.perf_counter_ns()
