@@ -3,14 +3,13 @@ test_mcp_mount_lists, test_mcp_mount_routing): the Python-SDK upstream (mcphost2
 over stdio or HTTP, and an agent-runtime gateway mounting it."""
 
 import contextlib
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, List
 
-from servers import ServerProcess
+import agent_runtime as ar
+from servers import ServerProcess, free_port, listening
 
 HERE = Path(__file__).parent
 UPSTREAM = str(HERE / "mcphost2_upstream.py")
@@ -27,12 +26,6 @@ def wait_until(pred: Callable[[], Any], timeout: float = 20.0) -> Any:
         time.sleep(0.05)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def stdio_args() -> List[str]:
     return [UPSTREAM, "stdio"]
 
@@ -41,21 +34,8 @@ def stdio_args() -> List[str]:
 def http_upstream() -> Iterator[str]:
     """The upstream over streamable HTTP; yields its URL."""
     port = free_port()
-    p = subprocess.Popen([sys.executable, UPSTREAM, "http", str(port)], stderr=subprocess.DEVNULL)
-    try:
-        end = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert p.poll() is None, "upstream exited"
-                assert time.monotonic() < end, "upstream did not start"
-                time.sleep(0.05)
+    with listening([sys.executable, UPSTREAM, "http", str(port)], port, "upstream"):
         yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        p.terminate()
-        p.wait(10)
 
 
 @contextlib.contextmanager
@@ -68,6 +48,19 @@ def gateway(upstream: str) -> Iterator[str]:
         yield g.addr
     finally:
         assert g.stop() == 0, "".join(g.lines)
+
+
+@contextlib.contextmanager
+def mounted_upstream(kind: str, registry: Any) -> Iterator[Any]:
+    """The upstream mounted as `up` into `registry` over `kind` ("stdio" or "http"); yields the
+    mount, closed afterwards."""
+    with contextlib.ExitStack() as stack:
+        if kind == "stdio":
+            m = ar.mount_mcp("up", command=sys.executable, args=stdio_args(), registry=registry)
+        else:
+            m = ar.mount_mcp("up", url=stack.enter_context(http_upstream()), registry=registry)
+        stack.callback(m.close)
+        yield m
 
 
 def stdio_command() -> str:

@@ -9,7 +9,7 @@ import subprocess
 import time
 from typing import List, Optional, Sequence
 
-from servers import ServerProcess
+from servers import ServerProcess, free_port
 
 # A call that reached a replica which then died may have run: nginx's bare 502 would read as
 # UNAVAILABLE (retryable) to gRPC clients, so it answers INTERNAL instead, as `WorkerCrashed` does.
@@ -67,12 +67,6 @@ http {{
 
 def nginx_binary() -> Optional[str]:
     return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 15.0) -> None:

@@ -1,14 +1,16 @@
 """A server subprocess (`python -m agent_runtime ... serve ...`) for transport tests: started
 with the test tool modules importable, its bound address read from stderr."""
 
+import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -71,3 +73,33 @@ def wait_for_file(path: "os.PathLike[str] | str", text: str, timeout: float = 10
                     return True
         time.sleep(0.02)
     return False
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for a server started next)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def listening(
+    cmd: Sequence[str], port: int, what: str, timeout: float = 30.0, **popen: object
+) -> Iterator["subprocess.Popen[bytes]"]:
+    """Run `cmd` (a server that binds 127.0.0.1:`port`) until the block ends; the block starts
+    once the port accepts connections. Fails naming `what` if it exits or never listens."""
+    p = subprocess.Popen(list(cmd), stderr=subprocess.DEVNULL, **popen)  # type: ignore[call-overload]
+    try:
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert p.poll() is None, f"{what} exited"
+                assert time.monotonic() < end, f"{what} did not start"
+                time.sleep(0.05)
+        yield p
+    finally:
+        p.terminate()
+        p.wait(15)

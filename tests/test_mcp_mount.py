@@ -4,8 +4,6 @@ collisions, concurrency."""
 
 import logging
 import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,6 +15,7 @@ pytest.importorskip("mcp.server.mcpserver")
 
 import agent_runtime as ar
 from agent_runtime import Registry
+from servers import free_port, listening
 
 HERE = Path(__file__).parent
 UPSTREAM = str(HERE / "mcphost_upstream.py")
@@ -62,26 +61,11 @@ def py(reg: Registry) -> Iterator[Any]:
     m.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def http_url() -> Iterator[str]:
     port = free_port()
-    p = subprocess.Popen([sys.executable, UPSTREAM, "http", str(port)], stderr=subprocess.DEVNULL)
-    try:
-        def up() -> bool:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-
-        wait_until(up)
+    with listening([sys.executable, UPSTREAM, "http", str(port)], port, "upstream"):
         yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        p.terminate()
-        p.wait(10)
 
 
 def test_tools_appear_with_their_schemas_and_are_called(reg: Registry, py: Any) -> None:

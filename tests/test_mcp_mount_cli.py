@@ -4,7 +4,6 @@ and the gateway: `serve --mcp-http` re-serving mounted upstream tools."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ pytest.importorskip("mcp.server.mcpserver")
 
 import agent_runtime as ar
 from agent_runtime import Registry
+from servers import free_port, listening
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -94,37 +94,16 @@ def test_npm_server_everything() -> None:
             reg.call("ev.get-sum", {"a": "x", "b": 1})
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     cfg = tmp_path / "servers.json"
     cfg.write_text(json.dumps({"mcpServers": {"py": {"command": sys.executable, "args": [UPSTREAM, "stdio"]}}}))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([PKG_PARENT, str(HERE)]))
-    p = subprocess.Popen(
-        [sys.executable, "-m", "agent_runtime", "--mcp-config", str(cfg), "--import", "sample_tools",
-         "serve", "--mcp-http", f"127.0.0.1:{port}"],
-        env=env, cwd=str(HERE), stderr=subprocess.DEVNULL,
-    )
-    try:
-        end = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert p.poll() is None, "gateway exited"
-                assert time.monotonic() < end, "gateway did not start"
-                time.sleep(0.1)
+    cmd = [sys.executable, "-m", "agent_runtime", "--mcp-config", str(cfg), "--import", "sample_tools",
+           "serve", "--mcp-http", f"127.0.0.1:{port}"]  # fmt: skip
+    with listening(cmd, port, "gateway", env=env, cwd=str(HERE)):
         yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        p.terminate()
-        p.wait(15)
 
 
 def test_gateway_reserves_upstream_and_own_tools(gateway: str) -> None:

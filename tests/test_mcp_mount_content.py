@@ -5,7 +5,6 @@ JSON as before and the gateway re-serves the blocks as they came."""
 
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import subprocess
@@ -20,7 +19,7 @@ pytest.importorskip("mcp.server.mcpserver")
 import agent_runtime as ar
 from agent_runtime import Audio, EmbeddedResource, Image, Registry
 from mcphost2_upstream import PNG, WAV
-from mcphost2_util import gateway, http_upstream, stdio_args, stdio_command
+from mcphost2_util import gateway, http_upstream, mounted_upstream, stdio_command
 
 HERE = Path(__file__).parent
 PKG_PARENT = str(Path(ar.__file__).parent.parent)
@@ -29,12 +28,7 @@ PKG_PARENT = str(Path(ar.__file__).parent.parent)
 @pytest.fixture(params=["stdio", "http"])
 def reg(request: Any) -> Iterator[Registry]:
     r = Registry()
-    with contextlib.ExitStack() as stack:
-        if request.param == "stdio":
-            m = ar.mount_mcp("up", command=sys.executable, args=stdio_args(), registry=r)
-        else:
-            m = ar.mount_mcp("up", url=stack.enter_context(http_upstream()), registry=r)
-        stack.callback(m.close)
+    with mounted_upstream(request.param, r):
         yield r
 
 

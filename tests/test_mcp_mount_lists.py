@@ -5,27 +5,20 @@ and the upstream's `notifications/resources/updated` reaches a client subscribed
 gateway."""
 
 import contextlib
-import sys
 from typing import Any, Iterator, List
 
 import pytest
 
 pytest.importorskip("mcp.server.mcpserver")
 
-import agent_runtime as ar
 from agent_runtime import Registry
-from mcphost2_util import gateway, http_upstream, stdio_args, stdio_command, wait_until
+from mcphost2_util import gateway, http_upstream, mounted_upstream, stdio_command, wait_until
 
 
 @pytest.fixture(params=["stdio", "http"])
 def mounted(request: Any) -> Iterator[Any]:
     r = Registry()
-    with contextlib.ExitStack() as stack:
-        if request.param == "stdio":
-            m = ar.mount_mcp("up", command=sys.executable, args=stdio_args(), registry=r)
-        else:
-            m = ar.mount_mcp("up", url=stack.enter_context(http_upstream()), registry=r)
-        stack.callback(m.close)
+    with mounted_upstream(request.param, r) as m:
         yield r, m
 
 
