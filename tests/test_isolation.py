@@ -70,6 +70,14 @@ def zombie_children() -> List[int]:
     return out
 
 
+def lasting_zombies(grace: float = 5.0) -> List[int]:
+    """Zombie children still unreaped after `grace` seconds (reaping is asynchronous)."""
+    deadline = time.monotonic() + grace
+    while zombie_children() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return zombie_children()
+
+
 def worker_pids() -> List[int]:
     return [w["pid"] for w in ar.isolation_stats()["workers"]]
 
@@ -286,7 +294,7 @@ def test_shutdown_kills_and_reaps_every_worker():
     ar.shutdown()
     for p in pids:
         assert wait_gone(p), f"worker {p} survived shutdown"
-    assert zombie_children() == []
+    assert lasting_zombies() == []
     assert ar.isolation_stats()["workers"] == []
     # The next call starts the pool again.
     assert ar.call("iso_echo", {"value": "again"}) == "again"
@@ -300,10 +308,7 @@ def test_no_zombies_or_fd_leaks_after_crashes():
             ar.call("iso_exit", {"code": 1})
         with pytest.raises(ar.WorkerCrashed):
             ar.call("iso_segfault")
-    deadline = time.monotonic() + 5
-    while zombie_children() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert zombie_children() == []
+    assert lasting_zombies() == []
     ar.shutdown()
     # Every worker's pipes were closed with it (a replacement whose start the shutdown cut
     # short is reaped by its own thread just after).
