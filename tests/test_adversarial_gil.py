@@ -263,6 +263,42 @@ def test_exit_with_a_daemon_thread_mid_call_is_clean(how: str) -> None:
         assert "exiting" in p.stdout
 
 
+@pytest.mark.parametrize(
+    "how",
+    [
+        'agent_runtime.call("ashort")',  # waits on the runtime's loop
+        'agent_runtime.call("diag.sleep", {"seconds": 0.0005})',  # waits on tokio
+        'agent_runtime.spawn("ashort").result()',
+    ],
+)
+def test_exit_while_daemon_threads_keep_calling_is_clean(how: str) -> None:
+    # Short calls in a loop: at exit some thread is always on its way back from Rust work to
+    # the GIL, the window in which CPython (before 3.14) kills a thread that re-attaches during
+    # finalization, with a forced unwind through Rust frames (a crash before the gate).
+    code = f"""
+        import asyncio, threading, time
+        import agent_runtime
+        agent_runtime.register_diagnostic_tools()
+
+        @agent_runtime.tool(name="ashort")
+        async def ashort() -> None:
+            await asyncio.sleep(0.0005)
+
+        def churn() -> None:
+            while True:
+                {how}
+
+        for _ in range(4):
+            threading.Thread(target=churn, daemon=True).start()
+        time.sleep(0.2)
+        print("exiting", flush=True)
+        """
+    for _ in range(5):
+        p = run_script(code)
+        assert_clean_exit(p)
+        assert "exiting" in p.stdout
+
+
 def test_exit_while_callbacks_and_events_are_queued() -> None:
     p = run_script(
         """

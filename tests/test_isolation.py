@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, List
+from typing import Any, Dict, List
 
 import agent_runtime as ar
 import pytest
@@ -54,7 +54,8 @@ def wait_gone(pid: int, timeout: float = 10.0) -> bool:
     return False
 
 
-def zombie_children() -> List[int]:
+def zombie_children() -> List[str]:
+    """Unreaped children of this process, as "pid (command)"."""
     me = str(os.getpid())
     out = []
     for d in os.listdir("/proc"):
@@ -62,15 +63,16 @@ def zombie_children() -> List[int]:
             continue
         try:
             with open(f"/proc/{d}/stat") as f:
-                fields = f.read().rsplit(") ", 1)[1].split()
-        except (OSError, IndexError):
+                comm, rest = f.read().split(" (", 1)[1].rsplit(") ", 1)
+        except (OSError, IndexError, ValueError):
             continue
+        fields = rest.split()
         if fields[0] == "Z" and fields[1] == me:
-            out.append(int(d))
+            out.append(f"{d} ({comm})")
     return out
 
 
-def lasting_zombies(grace: float = 5.0) -> List[int]:
+def lasting_zombies(grace: float = 5.0) -> List[str]:
     """Zombie children still unreaped after `grace` seconds (reaping is asynchronous)."""
     deadline = time.monotonic() + grace
     while zombie_children() and time.monotonic() < deadline:
@@ -300,9 +302,20 @@ def test_shutdown_kills_and_reaps_every_worker():
     assert ar.call("iso_echo", {"value": "again"}) == "again"
 
 
+def open_fds() -> Dict[str, str]:
+    out = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # the listing's own descriptor, closed by now
+    return out
+
+
 def test_no_zombies_or_fd_leaks_after_crashes():
     ar.shutdown()
-    fds = len(os.listdir("/proc/self/fd"))
+    before = open_fds()
+    fds = len(before)
     for _ in range(3):
         with pytest.raises(ar.WorkerCrashed):
             ar.call("iso_exit", {"code": 1})
@@ -313,9 +326,10 @@ def test_no_zombies_or_fd_leaks_after_crashes():
     # Every worker's pipes were closed with it (a replacement whose start the shutdown cut
     # short is reaped by its own thread just after).
     deadline = time.monotonic() + 5
-    while len(os.listdir("/proc/self/fd")) > fds and time.monotonic() < deadline:
+    while len(open_fds()) > fds and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert len(os.listdir("/proc/self/fd")) <= fds
+    after = open_fds()
+    assert len(after) <= fds, {fd: t for fd, t in after.items() if before.get(fd) != t}
 
 
 def test_interpreter_exit_reaps_workers(tmp_path):

@@ -29,6 +29,7 @@ fn _bare_noop() {}
 /// Baseline for benchmarks: a PyO3 call that releases and re-takes the GIL, the minimum any
 /// call running Rust work without the GIL pays.
 #[pyfunction]
+#[allow(clippy::disallowed_methods)] // the bare cost, by definition
 fn _bare_detach(py: Python<'_>) {
     py.detach(|| ());
 }
@@ -92,7 +93,7 @@ where
         }
         Ok::<_, crate::core::Error>(out)
     });
-    py.detach(|| runtime::block_on(h))
+    super::pythread::detach(py, || runtime::block_on(h))
         .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?
         .map_err(|e| errors::to_pyerr(py, e))
 }

@@ -90,9 +90,12 @@ pub fn on_tokio_thread() -> bool {
 }
 
 /// True once the interpreter is exiting (set by the atexit hook): threads must not attach.
+/// Sequentially consistent, like the attach counter it pairs with (see
+/// [`super::pythread::detach`]): a thread bumps the counter, then reads this; the exit hook
+/// sets this, then reads the counter; one of them sees the other.
 #[inline]
 pub fn exiting() -> bool {
-    FINALIZING.load(Ordering::Acquire)
+    FINALIZING.load(Ordering::SeqCst)
 }
 
 static EXIT_THREAD: parking_lot::Mutex<Option<std::thread::ThreadId>> =
@@ -102,7 +105,7 @@ static EXIT_THREAD: parking_lot::Mutex<Option<std::thread::ThreadId>> =
 /// attaches.
 pub fn set_exiting() {
     *EXIT_THREAD.lock() = Some(std::thread::current().id());
-    FINALIZING.store(true, Ordering::Release);
+    FINALIZING.store(true, Ordering::SeqCst);
 }
 
 /// For a thread about to re-attach after waiting on Rust work: once the interpreter is
@@ -110,9 +113,18 @@ pub fn set_exiting() {
 /// would have CPython kill it, which aborts the process when the kill unwinds Rust frames).
 /// Such threads are daemon threads; the process is about to end.
 pub fn park_if_exiting() {
-    if !exiting() || *EXIT_THREAD.lock() == Some(std::thread::current().id()) {
-        return;
+    if exiting() && !is_exit_thread() {
+        park_for_good();
     }
+}
+
+/// Whether this thread runs the exit hook (and so finalizes the interpreter).
+pub fn is_exit_thread() -> bool {
+    *EXIT_THREAD.lock() == Some(std::thread::current().id())
+}
+
+/// The end of a thread that must never touch the interpreter again.
+pub fn park_for_good() -> ! {
     loop {
         std::thread::park();
     }

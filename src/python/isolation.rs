@@ -65,7 +65,7 @@ pub fn _configure_isolation(
 /// `starting`, and counters `started`, `crashed`, `recycled`, `calls`.
 #[pyfunction]
 pub fn isolation_stats(py: Python<'_>) -> PyResult<Py<PyAny>> {
-    let s = py.detach(|| global().stats());
+    let s = super::pythread::detach(py, || global().stats());
     Ok(pythonize::pythonize(py, &s)?.unbind())
 }
 

@@ -525,7 +525,7 @@ where
 {
     let mut fut = Box::pin(fut);
     // Eager first poll, like asyncio's eager tasks: most tool calls finish without waiting.
-    let first = py.detach(|| {
+    let first = super::pythread::detach(py, || {
         let h = runtime::cached_handle();
         let _g = h.enter();
         let waker = futures::task::noop_waker();

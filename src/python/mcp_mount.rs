@@ -22,7 +22,7 @@ fn run<T: Send + 'static>(
     f: impl std::future::Future<Output = Result<T>> + Send + 'static,
 ) -> PyResult<T> {
     let h = runtime::handle().spawn(f);
-    py.detach(|| runtime::block_on(h))
+    super::pythread::detach(py, || runtime::block_on(h))
         .map_err(|e| PyRuntimeError::new_err(format!("MCP mount task failed: {e}")))?
         .py(py)
 }

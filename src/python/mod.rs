@@ -47,7 +47,7 @@ fn shutdown(py: Python<'_>, timeout: f64) -> PyResult<()> {
         .map_err(pyo3::exceptions::PyValueError::new_err)?
         .min(Duration::from_secs(3600));
     loop_bridge::stop_runtime_loop(py, t.as_secs_f64())?;
-    py.detach(|| runtime::shutdown(t));
+    pythread::detach(py, || runtime::shutdown(t));
     Ok(())
 }
 
@@ -156,15 +156,14 @@ fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
 /// Run the `agent-runtime` command line with `argv`; returns the exit code.
 #[pyfunction]
 fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
-    py.detach(|| crate::cli::run(argv))
+    pythread::detach(py, || crate::cli::run(argv))
 }
 
 /// Import a tool module explicitly (it becomes allowed for `run_function`/`run_script`).
 #[pyfunction]
 fn import_tools(py: Python<'_>, module: &str) -> PyResult<()> {
     let m = module.to_string();
-    py.detach(|| host::import_module(&m))
-        .map_err(|e| errors::to_pyerr(py, e))
+    pythread::detach(py, || host::import_module(&m)).map_err(|e| errors::to_pyerr(py, e))
 }
 
 /// Add module allowlist patterns for `run_function`/`run_script` (`pkg.mod`, `pkg.*`, `*`).
@@ -180,7 +179,7 @@ fn allow_modules(patterns: Vec<String>) {
 #[pyo3(signature = (group = host::ENTRY_POINT_GROUP))]
 fn discover(py: Python<'_>, group: &str) -> PyResult<Py<PyAny>> {
     let g = group.to_string();
-    let reports = py.detach(|| host::discover(&g));
+    let reports = pythread::detach(py, || host::discover(&g));
     Ok(pythonize::pythonize(py, &reports)?.unbind())
 }
 
@@ -189,7 +188,7 @@ fn discover(py: Python<'_>, group: &str) -> PyResult<Py<PyAny>> {
 #[pyo3(signature = (tool_name, args_json = "{}"))]
 fn run_tool(py: Python<'_>, tool_name: &str, args_json: &str) -> PyResult<String> {
     let (n, a) = (tool_name.to_string(), args_json.to_string());
-    py.detach(|| {
+    pythread::detach(py, || {
         runtime::block_on(host::run_tool(
             Registry::global(),
             &n,
@@ -210,7 +209,7 @@ fn run_function(py: Python<'_>, module: &str, function: &str, args_json: &str) -
         function.to_string(),
         args_json.to_string(),
     );
-    py.detach(|| runtime::block_on(host::run_function(&m, &f, &a)))
+    pythread::detach(py, || runtime::block_on(host::run_function(&m, &f, &a)))
         .map_err(|e| errors::to_pyerr(py, e))
 }
 
@@ -219,7 +218,7 @@ fn run_function(py: Python<'_>, module: &str, function: &str, args_json: &str) -
 #[pyo3(signature = (script, args = Vec::new()))]
 fn run_script(py: Python<'_>, script: &str, args: Vec<String>) -> PyResult<String> {
     let s = script.to_string();
-    py.detach(|| runtime::block_on(host::run_script(&s, &args)))
+    pythread::detach(py, || runtime::block_on(host::run_script(&s, &args)))
         .map_err(|e| errors::to_pyerr(py, e))
 }
 

@@ -129,7 +129,7 @@ impl Prepared {
             )));
         }
         let fut = self.send(peer, cancel);
-        let r = py.detach(|| runtime::block_on(fut));
+        let r = super::pythread::detach(py, || runtime::block_on(fut));
         match r {
             Ok(v) => read(py, Payload::Json(v), reader),
             Err(e) => Err(to_pyerr(py, e)),

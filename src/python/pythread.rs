@@ -542,16 +542,43 @@ pub fn in_callback() -> bool {
 /// `with_gil(f)` unless the interpreter is exiting (then `None`). Counted in [`ATTACHING`]
 /// until attached, so the exit hook can wait for threads that decided to attach just before.
 fn attach_unless_exiting<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
-    ATTACHING.fetch_add(1, Ordering::AcqRel);
+    // SeqCst with `gil::exiting()`: either this thread sees the exit or the hook sees it.
+    ATTACHING.fetch_add(1, Ordering::SeqCst);
     if gil::exiting() {
-        ATTACHING.fetch_sub(1, Ordering::AcqRel);
+        ATTACHING.fetch_sub(1, Ordering::SeqCst);
         return None;
     }
     Some(gil::with_gil(|py| {
-        ATTACHING.fetch_sub(1, Ordering::AcqRel);
+        ATTACHING.fetch_sub(1, Ordering::SeqCst);
         let _busy = Busy::enter();
         f(py)
     }))
+}
+
+/// `py.detach(f)` for every entry point that waits on Rust work. While `f` runs the
+/// interpreter may begin to exit, and a thread that re-takes the GIL during finalization is
+/// killed by CPython (before 3.14) with a forced unwind through these Rust frames, which
+/// crashes the process. So the way back is counted in [`ATTACHING`] (the exit hook waits for
+/// it with the GIL released) and, once the interpreter is exiting, any thread but the exiting
+/// one parks for good instead of re-attaching: such threads are daemon threads (non-daemon
+/// ones were joined before the atexit hooks ran), and the process is about to end.
+pub fn detach<T, F>(py: Python<'_>, f: F) -> T
+where
+    F: Send + FnOnce() -> T,
+    T: Send,
+{
+    #[allow(clippy::disallowed_methods)] // the one gated detach
+    let r = py.detach(move || {
+        let r = f();
+        ATTACHING.fetch_add(1, Ordering::SeqCst);
+        if gil::exiting() && !gil::is_exit_thread() {
+            ATTACHING.fetch_sub(1, Ordering::SeqCst);
+            gil::park_for_good();
+        }
+        r
+    });
+    ATTACHING.fetch_sub(1, Ordering::SeqCst);
+    r
 }
 
 /// The exit hook, after [`gil::set_exiting`]: raise `SystemExit` in every other thread that is
@@ -577,8 +604,9 @@ pub fn evict_for_exit(py: Python<'_>, grace: Duration) -> usize {
         }
     }
     let deadline = std::time::Instant::now() + grace;
+    #[allow(clippy::disallowed_methods)] // the exit thread itself
     py.detach(|| loop {
-        let left = busy().len() + ATTACHING.load(Ordering::Acquire);
+        let left = busy().len() + ATTACHING.load(Ordering::SeqCst);
         if left == 0 || std::time::Instant::now() >= deadline {
             return;
         }

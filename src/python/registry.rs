@@ -333,7 +333,9 @@ impl PyRegistry {
     ) -> PyResult<Payload> {
         let (ctx, pctx) = Self::ctx(py, None, Some(contextvars_copy(py)?), timeout, progress);
         let fut = e.call_prevalidated(args, ctx);
-        let r = py.detach(|| settled(super::pythread::blocking(|| runtime::block_on(fut))));
+        let r = super::pythread::detach(py, || {
+            settled(super::pythread::blocking(|| runtime::block_on(fut)))
+        });
         // Dropped here, attached: the last reference to the context object goes without
         // pyo3's deferred-decref queue.
         drop(pctx);
@@ -466,7 +468,7 @@ impl PyRegistry {
         };
         let tool = Arc::new(crate::worker::IsolatedTool::new(spec, target, pool.clone()));
         self.add(py, tool, replace)?;
-        py.detach(|| pool.warm());
+        super::pythread::detach(py, || pool.warm());
         Ok(())
     }
 
@@ -642,9 +644,9 @@ impl PyRegistry {
             progress_sink(on_progress),
         );
         let payload = checked.payload(py);
-        Ok(PyTask::new(
-            py.detach(|| e.spawn_prevalidated(payload, ctx)),
-        ))
+        Ok(PyTask::new(super::pythread::detach(py, || {
+            e.spawn_prevalidated(payload, ctx)
+        })))
     }
 
     fn __repr__(&self) -> String {

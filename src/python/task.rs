@@ -85,7 +85,7 @@ impl PyTask {
             .map(|t| crate::core::duration::from_secs("timeout", t))
             .transpose()
             .map_err(pyo3::exceptions::PyValueError::new_err)?;
-        let r = py.detach(|| {
+        let r = super::pythread::detach(py, || {
             let r = super::pythread::blocking(|| {
                 runtime::block_on(async {
                     match wait {
