@@ -299,6 +299,32 @@ def test_exit_while_daemon_threads_keep_calling_is_clean(how: str) -> None:
         assert "exiting" in p.stdout
 
 
+def test_a_call_after_the_exit_hook_fails_clearly() -> None:
+    # atexit runs hooks last-registered first: this one runs after agent_runtime's.
+    p = run_script(
+        """
+        import atexit
+
+        def late() -> None:
+            try:
+                print("late:", agent_runtime.call("alate"), flush=True)
+            except agent_runtime.AgentRuntimeError as e:
+                print("late:", e, flush=True)
+
+        atexit.register(late)
+        import agent_runtime
+
+        @agent_runtime.tool(name="alate")
+        async def alate() -> int:
+            return 1
+
+        assert agent_runtime.call("alate") == 1
+        """
+    )
+    assert_clean_exit(p)
+    assert "late: " in p.stdout and "the interpreter is exiting" in p.stdout, p.stdout
+
+
 def test_exit_while_callbacks_and_events_are_queued() -> None:
     p = run_script(
         """

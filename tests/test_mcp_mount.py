@@ -7,14 +7,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, List
 
 import pytest
 
 pytest.importorskip("mcp.server.mcpserver")
 
 import agent_runtime as ar
-from agent_runtime import Registry
+from agent_runtime import Registry, _native
 from servers import free_port, listening
 
 HERE = Path(__file__).parent
@@ -201,9 +201,23 @@ def test_malformed_upstream_and_exit_mid_call_never_hang(reg: Registry) -> None:
 
 
 def test_upstream_logs_reach_python_logging(reg: Registry, py: Any, caplog: Any) -> None:
-    with caplog.at_level(logging.INFO, logger="agent_runtime"):
-        assert reg.call("py.chatty") == {"result": "ok"}
-        wait_until(lambda: any("hello from upstream" in r.getMessage() for r in caplog.records))
+    # The notification arrives on a tokio thread; the record is handed to a Python thread
+    # (pyo3-log alone would take the GIL right there, on the tokio worker).
+    on_tokio: List[bool] = []
+
+    class Where(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            on_tokio.append(_native._on_tokio_thread())
+
+    where = Where()
+    logging.getLogger("agent_runtime").addHandler(where)
+    try:
+        with caplog.at_level(logging.INFO, logger="agent_runtime"):
+            assert reg.call("py.chatty") == {"result": "ok"}
+            assert wait_until(lambda: any("hello from upstream" in r.getMessage() for r in caplog.records))
+    finally:
+        logging.getLogger("agent_runtime").removeHandler(where)
+    assert on_tokio and not any(on_tokio), on_tokio
 
 
 def test_streamable_http_upstream(reg: Registry, http_url: str) -> None:

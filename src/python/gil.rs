@@ -98,6 +98,22 @@ pub fn exiting() -> bool {
     FINALIZING.load(Ordering::SeqCst)
 }
 
+/// Set first thing in the exit hook, before the runtime is stopped: from then on the runtime's
+/// event loop thread is not started again (a daemon thread calling meanwhile would restart it,
+/// and a loop thread inside Rust code at finalization is killed there by CPython).
+static CLOSING: AtomicBool = AtomicBool::new(false);
+
+/// The exit hook has begun (see [`CLOSING`]).
+pub fn begin_exit() {
+    CLOSING.store(true, Ordering::SeqCst);
+}
+
+/// Whether the exit hook has begun: nothing that runs Python code on a thread of the runtime's
+/// own is started any more.
+pub fn closing() -> bool {
+    CLOSING.load(Ordering::SeqCst)
+}
+
 static EXIT_THREAD: parking_lot::Mutex<Option<std::thread::ThreadId>> =
     parking_lot::Mutex::new(None);
 

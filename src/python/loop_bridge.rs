@@ -112,6 +112,11 @@ pub fn runtime_loop(py: Python<'_>) -> PyResult<Py<PyAny>> {
             return Ok(l.clone_ref(py));
         }
     }
+    if super::gil::closing() {
+        return Err(PyRuntimeError::new_err(
+            "the runtime's event loop is not started again while the interpreter exits",
+        ));
+    }
     // On the loop thread before it runs: the waker through which tokio threads queue
     // coroutine starts for it.
     let on_start = PyCFunction::new_closure(py, None, None, |args, _| -> PyResult<()> {

@@ -9,6 +9,7 @@ pub mod errors;
 pub mod gil;
 pub mod host;
 pub mod isolation;
+pub mod logbridge;
 pub mod loop_bridge;
 pub mod loop_waker;
 #[cfg(feature = "mcp")]
@@ -64,6 +65,13 @@ fn inside_tool_call(py: Python<'_>) -> PyResult<bool> {
     Ok(name
         .extract::<String>()
         .is_ok_and(|n| n == "agent-runtime-loop"))
+}
+
+/// Test hook: whether the calling thread belongs to the tokio runtime (a Python `logging`
+/// handler asks, to prove records from tokio threads are delivered elsewhere).
+#[pyfunction]
+fn _on_tokio_thread() -> bool {
+    gil::on_tokio_thread()
 }
 
 /// Test hook: how many times the GIL was taken on a tokio thread (should stay 0).
@@ -224,6 +232,7 @@ fn run_script(py: Python<'_>, script: &str, args: Vec<String>) -> PyResult<Strin
 
 #[pyfunction]
 fn _atexit(py: Python<'_>) -> PyResult<()> {
+    gil::begin_exit();
     // Short grace: threads still inside a sync Python callback cannot be joined anyway.
     let r = shutdown(py, 0.5);
     // From here on threads must not touch the interpreter on their way out.
@@ -285,7 +294,7 @@ pub fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(unsubscribe, m)?)?;
     // Rust `log` records go to Python's `logging` (logger names follow the Rust module path,
     // e.g. `agent_runtime.core.events`). A second initialisation (embedding) is harmless.
-    let _ = pyo3_log::try_init();
+    logbridge::install(py);
     let c = errors::classes(py);
     m.add("AgentRuntimeError", c.base.bind(py))?;
     m.add("ToolNotFound", c.not_found.bind(py))?;
@@ -304,6 +313,7 @@ pub fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(_atexit, m)?)?;
     m.add_function(wrap_pyfunction!(_gil_on_tokio, m)?)?;
+    m.add_function(wrap_pyfunction!(_on_tokio_thread, m)?)?;
     m.add_function(wrap_pyfunction!(registry::register_diagnostic_tools, m)?)?;
     m.add_function(wrap_pyfunction!(registry::register_builtin_tools, m)?)?;
     m.add_function(wrap_pyfunction!(_roundtrip, m)?)?;
