@@ -502,10 +502,15 @@ impl PyValue {
     }
 }
 
+const EXITING: &str = "a Python value could not be converted (the interpreter is exiting)";
+
 impl ForeignValue for PyValue {
     fn to_json(&self) -> Result<Value> {
         if super::pythread::may_attach() {
-            return super::gil::with_gil(|py| py_to_json(self.obj.bind(py), self.root));
+            return super::pythread::attach_unless_exiting(|py| {
+                py_to_json(self.obj.bind(py), self.root)
+            })
+            .unwrap_or_else(|| Err(Error::Runtime(EXITING.into())));
         }
         // On a tokio thread (a Rust consumer of a Python result: gRPC, MCP, a Rust tool):
         // convert on the Python job thread and wait, letting tokio hand this worker's other

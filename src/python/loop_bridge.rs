@@ -114,7 +114,7 @@ pub fn runtime_loop(py: Python<'_>) -> PyResult<Py<PyAny>> {
     }
     if super::gil::closing() {
         return Err(PyRuntimeError::new_err(
-            "the runtime's event loop is not started again while the interpreter exits",
+            "the runtime's event loop is not started again (the interpreter is exiting)",
         ));
     }
     // On the loop thread before it runs: the waker through which tokio threads queue

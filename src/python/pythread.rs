@@ -539,12 +539,13 @@ pub fn in_callback() -> bool {
             .unwrap_or(false)
 }
 
-/// `with_gil(f)` unless the interpreter is exiting (then `None`). Counted in [`ATTACHING`]
-/// until attached, so the exit hook can wait for threads that decided to attach just before.
-fn attach_unless_exiting<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+/// `with_gil(f)` unless the interpreter is exiting (then `None`; the thread running the exit
+/// hook may still attach). Counted in [`ATTACHING`] until attached, so the exit hook can wait
+/// for threads that decided to attach just before. Marks the thread busy while `f` runs.
+pub fn attach_unless_exiting<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
     // SeqCst with `gil::exiting()`: either this thread sees the exit or the hook sees it.
     ATTACHING.fetch_add(1, Ordering::SeqCst);
-    if gil::exiting() {
+    if gil::exiting() && !gil::is_exit_thread() {
         ATTACHING.fetch_sub(1, Ordering::SeqCst);
         return None;
     }

@@ -215,7 +215,8 @@ impl Tool for PyTool {
             return runtime::block_on(self.call(args, ctx));
         }
         if pythread::may_attach() {
-            return gil::with_gil(|py| self.run_sync(py, &args, &ctx));
+            return pythread::attach_unless_exiting(|py| self.run_sync(py, &args, &ctx))
+                .unwrap_or_else(|| Err(lost(self.0.spec.name.clone())));
         }
         // A tokio thread, blocked anyway: poll briefly for the pool thread's answer before
         // parking (a short tool answers within microseconds, a wake-up costs tens).
