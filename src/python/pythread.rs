@@ -604,15 +604,24 @@ pub fn evict_for_exit(py: Python<'_>, grace: Duration) -> usize {
             pyo3::ffi::PyThreadState_SetAsyncExc(t.ident, pyo3::ffi::PyExc_SystemExit);
         }
     }
-    let deadline = std::time::Instant::now() + grace;
+    // Threads on their way back to the GIL need nothing but the GIL, so they get longer than
+    // callbacks asked to leave: one left waiting would be killed by finalization.
+    let start = std::time::Instant::now();
     #[allow(clippy::disallowed_methods)] // the exit thread itself
-    py.detach(|| loop {
-        let left = busy().len() + ATTACHING.load(Ordering::SeqCst);
-        if left == 0 || std::time::Instant::now() >= deadline {
-            return;
+    let attaching = py.detach(|| loop {
+        let (busy, attaching) = (busy().len(), ATTACHING.load(Ordering::SeqCst));
+        let waited = start.elapsed();
+        if (busy == 0 || waited >= grace) && (attaching == 0 || waited >= grace * 10) {
+            return attaching;
         }
         std::thread::sleep(Duration::from_millis(2));
     });
+    if attaching > 0 {
+        log::warn!(
+            "{attaching} thread(s) still on their way back to Python {:?} into interpreter exit",
+            start.elapsed()
+        );
+    }
     busy().len()
 }
 
