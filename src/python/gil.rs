@@ -129,9 +129,15 @@ pub fn set_exiting() {
 /// would have CPython kill it, which aborts the process when the kill unwinds Rust frames).
 /// Such threads are daemon threads; the process is about to end.
 pub fn park_if_exiting() {
-    if exiting() && !is_exit_thread() {
+    if exiting_elsewhere() {
         park_for_good();
     }
+}
+
+/// The interpreter is exiting and this is not the thread running the exit hook: this thread
+/// must not attach any more.
+pub fn exiting_elsewhere() -> bool {
+    exiting() && !is_exit_thread()
 }
 
 /// Whether this thread runs the exit hook (and so finalizes the interpreter).

@@ -55,7 +55,7 @@ impl Log for Bridge {
     }
 
     fn log(&self, r: &Record<'_>) {
-        if !self.0.enabled(r.metadata()) || (gil::exiting() && !gil::is_exit_thread()) {
+        if !self.0.enabled(r.metadata()) || gil::exiting_elsewhere() {
             return;
         }
         // Right here when this thread may attach (through the exit gate), else on the job thread.

@@ -543,10 +543,7 @@ pub fn in_callback() -> bool {
 /// hook may still attach). Counted in [`ATTACHING`] until attached, so the exit hook can wait
 /// for threads that decided to attach just before. Marks the thread busy while `f` runs.
 pub fn attach_unless_exiting<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
-    // SeqCst with `gil::exiting()`: either this thread sees the exit or the hook sees it.
-    ATTACHING.fetch_add(1, Ordering::SeqCst);
-    if gil::exiting() && !gil::is_exit_thread() {
-        ATTACHING.fetch_sub(1, Ordering::SeqCst);
+    if !enter_attach() {
         return None;
     }
     Some(gil::with_gil(|py| {
@@ -554,6 +551,18 @@ pub fn attach_unless_exiting<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Op
         let _busy = Busy::enter();
         f(py)
     }))
+}
+
+/// The exit gate: count this thread in [`ATTACHING`] (the caller takes it out once attached)
+/// and say whether it may attach. SeqCst with `gil::exiting()`: either this thread sees the
+/// exit or the exit hook sees the count.
+fn enter_attach() -> bool {
+    ATTACHING.fetch_add(1, Ordering::SeqCst);
+    if gil::exiting_elsewhere() {
+        ATTACHING.fetch_sub(1, Ordering::SeqCst);
+        return false;
+    }
+    true
 }
 
 /// `py.detach(f)` for every entry point that waits on Rust work. While `f` runs the
@@ -571,9 +580,7 @@ where
     #[allow(clippy::disallowed_methods)] // the one gated detach
     let r = py.detach(move || {
         let r = f();
-        ATTACHING.fetch_add(1, Ordering::SeqCst);
-        if gil::exiting() && !gil::is_exit_thread() {
-            ATTACHING.fetch_sub(1, Ordering::SeqCst);
+        if !enter_attach() {
             gil::park_for_good();
         }
         r
