@@ -145,6 +145,16 @@ fn format_traceback(py: Python<'_>, err: &PyErr) -> Option<String> {
     Some(parts.concat())
 }
 
+/// A `t(msg)` exception, created now: pyo3 normalizes a lazy one (as `set_attrs` needs) with
+/// the GIL released, and a daemon thread that re-takes the GIL during interpreter exit is
+/// killed by CPython in the middle of Rust frames.
+fn instance(py: Python<'_>, t: &Py<PyType>, msg: String) -> PyErr {
+    t.bind(py)
+        .call1((msg,))
+        .map(PyErr::from_value)
+        .unwrap_or_else(|e| e)
+}
+
 fn set_attrs(py: Python<'_>, e: &PyErr, attrs: &[(&str, Py<PyAny>)]) {
     let v = e.value(py);
     for (k, val) in attrs {
@@ -157,7 +167,7 @@ fn set_attrs(py: Python<'_>, e: &PyErr, attrs: &[(&str, Py<PyAny>)]) {
 pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
     let c = classes(py);
     let msg = e.to_string();
-    let new = |t: &Py<PyType>| PyErr::from_type(t.bind(py).clone(), msg.clone());
+    let new = |t: &Py<PyType>| instance(py, t, msg.clone());
     let s = |x: &str| {
         x.into_pyobject(py)
             .map(|o| o.into_any().unbind())
@@ -295,10 +305,7 @@ fn remote_error(
     message: &str,
     traceback: Option<&str>,
 ) -> PyErr {
-    let err = PyErr::from_type(
-        c.tool_error.bind(py).clone(),
-        format!("{type_name}: {message}"),
-    );
+    let err = instance(py, &c.tool_error, format!("{type_name}: {message}"));
     let s = |x: &str| {
         x.into_pyobject(py)
             .map(|o| o.into_any().unbind())

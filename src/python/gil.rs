@@ -103,8 +103,9 @@ pub fn exiting() -> bool {
 /// and a loop thread inside Rust code at finalization is killed there by CPython).
 static CLOSING: AtomicBool = AtomicBool::new(false);
 
-/// The exit hook has begun (see [`CLOSING`]).
+/// The exit hook has begun (see [`CLOSING`]) on this thread, the one that finalizes.
 pub fn begin_exit() {
+    *EXIT_THREAD.lock() = Some(std::thread::current().id());
     CLOSING.store(true, Ordering::SeqCst);
 }
 
@@ -120,7 +121,6 @@ static EXIT_THREAD: parking_lot::Mutex<Option<std::thread::ThreadId>> =
 /// Called by the exit hook (on the thread that finalizes): from now on no other thread
 /// attaches.
 pub fn set_exiting() {
-    *EXIT_THREAD.lock() = Some(std::thread::current().id());
     FINALIZING.store(true, Ordering::SeqCst);
 }
 
@@ -150,6 +150,18 @@ pub fn park_for_good() -> ! {
     loop {
         std::thread::park();
     }
+}
+
+/// The end of a Python thread that holds the GIL inside Rust code while the interpreter is
+/// exiting: it releases the GIL and parks for good (see [`park_for_good`]), never to run
+/// Python code again.
+pub fn leave_for_good() -> ! {
+    // SAFETY: this thread holds the GIL (the callers are attached); saving its state releases
+    // it, and the state is never restored: the thread parks until the process ends.
+    unsafe {
+        ffi::PyEval_SaveThread();
+    }
+    park_for_good()
 }
 
 /// `Python::attach` with a kept thread state.

@@ -528,9 +528,10 @@ where
     F: Future<Output = Result<Payload>> + Send + 'static,
     C: for<'a> FnOnce(Python<'a>, Payload) -> PyResult<Py<PyAny>> + Send + 'static,
 {
+    let held = super::pythread::hold(py);
     let mut fut = Box::pin(fut);
     // Eager first poll, like asyncio's eager tasks: most tool calls finish without waiting.
-    let first = super::pythread::detach(py, || {
+    let first = super::pythread::detach(&held, py, || {
         let h = runtime::cached_handle();
         let _g = h.enter();
         let waker = futures::task::noop_waker();

@@ -48,7 +48,8 @@ fn shutdown(py: Python<'_>, timeout: f64) -> PyResult<()> {
         .map_err(pyo3::exceptions::PyValueError::new_err)?
         .min(Duration::from_secs(3600));
     loop_bridge::stop_runtime_loop(py, t.as_secs_f64())?;
-    pythread::detach(py, || runtime::shutdown(t));
+    let held = pythread::hold(py);
+    pythread::detach(&held, py, || runtime::shutdown(t));
     Ok(())
 }
 
@@ -164,14 +165,16 @@ fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
 /// Run the `agent-runtime` command line with `argv`; returns the exit code.
 #[pyfunction]
 fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
-    pythread::detach(py, || crate::cli::run(argv))
+    let held = pythread::hold(py);
+    pythread::detach(&held, py, || crate::cli::run(argv))
 }
 
 /// Import a tool module explicitly (it becomes allowed for `run_function`/`run_script`).
 #[pyfunction]
 fn import_tools(py: Python<'_>, module: &str) -> PyResult<()> {
     let m = module.to_string();
-    pythread::detach(py, || host::import_module(&m)).map_err(|e| errors::to_pyerr(py, e))
+    let held = pythread::hold(py);
+    pythread::detach(&held, py, || host::import_module(&m)).map_err(|e| errors::to_pyerr(py, e))
 }
 
 /// Add module allowlist patterns for `run_function`/`run_script` (`pkg.mod`, `pkg.*`, `*`).
@@ -187,7 +190,8 @@ fn allow_modules(patterns: Vec<String>) {
 #[pyo3(signature = (group = host::ENTRY_POINT_GROUP))]
 fn discover(py: Python<'_>, group: &str) -> PyResult<Py<PyAny>> {
     let g = group.to_string();
-    let reports = pythread::detach(py, || host::discover(&g));
+    let held = pythread::hold(py);
+    let reports = pythread::detach(&held, py, || host::discover(&g));
     Ok(pythonize::pythonize(py, &reports)?.unbind())
 }
 
@@ -196,7 +200,8 @@ fn discover(py: Python<'_>, group: &str) -> PyResult<Py<PyAny>> {
 #[pyo3(signature = (tool_name, args_json = "{}"))]
 fn run_tool(py: Python<'_>, tool_name: &str, args_json: &str) -> PyResult<String> {
     let (n, a) = (tool_name.to_string(), args_json.to_string());
-    pythread::detach(py, || {
+    let held = pythread::hold(py);
+    pythread::detach(&held, py, || {
         runtime::block_on(host::run_tool(
             Registry::global(),
             &n,
@@ -217,8 +222,11 @@ fn run_function(py: Python<'_>, module: &str, function: &str, args_json: &str) -
         function.to_string(),
         args_json.to_string(),
     );
-    pythread::detach(py, || runtime::block_on(host::run_function(&m, &f, &a)))
-        .map_err(|e| errors::to_pyerr(py, e))
+    let held = pythread::hold(py);
+    pythread::detach(&held, py, || {
+        runtime::block_on(host::run_function(&m, &f, &a))
+    })
+    .map_err(|e| errors::to_pyerr(py, e))
 }
 
 /// The note's RunScript: `str(script.main(*args))` for allowlisted modules.
@@ -226,7 +234,8 @@ fn run_function(py: Python<'_>, module: &str, function: &str, args_json: &str) -
 #[pyo3(signature = (script, args = Vec::new()))]
 fn run_script(py: Python<'_>, script: &str, args: Vec<String>) -> PyResult<String> {
     let s = script.to_string();
-    pythread::detach(py, || runtime::block_on(host::run_script(&s, &args)))
+    let held = pythread::hold(py);
+    pythread::detach(&held, py, || runtime::block_on(host::run_script(&s, &args)))
         .map_err(|e| errors::to_pyerr(py, e))
 }
 

@@ -507,25 +507,43 @@ thread_local! {
     };
 }
 
-/// Marks this thread as running a Python callback while alive.
-pub struct Busy(Option<std::sync::Arc<BusyThread>>);
+/// Marks this thread as running a Python callback while alive. A thread inside a [`Held`]
+/// region is not counted as held meanwhile (the exit hook gives callbacks a shorter grace and
+/// asks them to leave); when the callback returns into an exiting interpreter, the thread
+/// leaves for good there instead of going on in Rust code with the GIL.
+pub struct Busy {
+    thread: Option<std::sync::Arc<BusyThread>>,
+    recount: bool,
+}
 
 impl Busy {
     pub fn enter() -> Self {
-        Busy(
-            BUSY.try_with(|t| {
-                t.depth.fetch_add(1, Ordering::AcqRel);
-                t.clone()
-            })
-            .ok(),
-        )
+        let recount = COUNTED.with(|c| c.replace(false));
+        if recount {
+            ATTACHING.fetch_sub(1, Ordering::SeqCst);
+        }
+        Busy {
+            thread: BUSY
+                .try_with(|t| {
+                    t.depth.fetch_add(1, Ordering::AcqRel);
+                    t.clone()
+                })
+                .ok(),
+            recount,
+        }
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        if let Some(t) = &self.0 {
+        if let Some(t) = &self.thread {
             t.depth.fetch_sub(1, Ordering::AcqRel);
+        }
+        if self.recount {
+            if !enter_attach() {
+                gil::leave_for_good();
+            }
+            COUNTED.with(|c| c.set(true));
         }
     }
 }
@@ -544,6 +562,10 @@ pub fn in_callback() -> bool {
 /// for threads that decided to attach just before. Marks the thread busy while `f` runs.
 pub fn attach_unless_exiting<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
     if !enter_attach() {
+        // Dropped here, its Python references would go to pyo3's deferred queue, emptied
+        // (running `__del__`s) by whichever thread enters native code next: during
+        // finalization, a daemon thread under Rust frames. The process is ending anyway.
+        std::mem::forget(f);
         return None;
     }
     Some(gil::with_gil(|py| {
@@ -565,18 +587,63 @@ fn enter_attach() -> bool {
     true
 }
 
-/// `py.detach(f)` for every entry point that waits on Rust work. While `f` runs the
-/// interpreter may begin to exit, and a thread that re-takes the GIL during finalization is
-/// killed by CPython (before 3.14) with a forced unwind through these Rust frames, which
-/// crashes the process. So the way back is counted in [`ATTACHING`] (the exit hook waits for
-/// it with the GIL released) and, once the interpreter is exiting, any thread but the exiting
-/// one parks for good instead of re-attaching: such threads are daemon threads (non-daemon
-/// ones were joined before the atexit hooks ran), and the process is about to end.
-pub fn detach<T, F>(py: Python<'_>, f: F) -> T
+thread_local! {
+    /// Whether this thread is counted in [`ATTACHING`] as attached inside a [`Held`] region.
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A Python thread inside native code (a `#[pymethod]` that may wait on Rust work or run
+/// Python code), counted in [`ATTACHING`] while it holds the GIL there. CPython before 3.14
+/// kills a thread that re-takes the GIL during finalization with a forced unwind, which
+/// crashes the process when it meets a Rust frame. A thread can lose and re-take the GIL
+/// inside native code without our doing: pyo3 releases it while normalizing an exception,
+/// and Python code run from Rust (a `__del__`, a conversion hook) yields it to other threads.
+/// The exit hook waits, GIL released, until no thread is held, and a thread that would enter
+/// a held region (or come back to one) once the interpreter is exiting leaves for good.
+pub struct Held {
+    counted: bool,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+/// Enter a held region (see [`Held`]). Nested regions count once. The thread running the exit
+/// hook is never counted (the hook waits for the others).
+pub fn hold(_py: Python<'_>) -> Held {
+    let exit_thread = gil::closing() && gil::is_exit_thread();
+    let counted = !exit_thread && !COUNTED.with(Cell::get);
+    if counted {
+        if !enter_attach() {
+            gil::leave_for_good();
+        }
+        COUNTED.with(|c| c.set(true));
+    }
+    Held {
+        counted,
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.counted && COUNTED.with(|c| c.replace(false)) {
+            ATTACHING.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// `py.detach(f)` for every entry point that waits on Rust work, inside a held region. The
+/// thread is not counted while it waits; the way back is (the exit hook waits for it with the
+/// GIL released) and, once the interpreter is exiting, any thread but the exiting one parks
+/// for good instead of re-attaching: such threads are daemon threads (non-daemon ones were
+/// joined before the atexit hooks ran), and the process is about to end.
+pub fn detach<T, F>(_held: &Held, py: Python<'_>, f: F) -> T
 where
     F: Send + FnOnce() -> T,
     T: Send,
 {
+    let counted = COUNTED.with(|c| c.replace(false));
+    if counted {
+        ATTACHING.fetch_sub(1, Ordering::SeqCst);
+    }
     #[allow(clippy::disallowed_methods)] // the one gated detach
     let r = py.detach(move || {
         let r = f();
@@ -585,7 +652,11 @@ where
         }
         r
     });
-    ATTACHING.fetch_sub(1, Ordering::SeqCst);
+    if counted {
+        COUNTED.with(|c| c.set(true));
+    } else {
+        ATTACHING.fetch_sub(1, Ordering::SeqCst);
+    }
     r
 }
 

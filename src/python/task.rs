@@ -80,12 +80,13 @@ impl PyTask {
     /// bounds the wait only: on expiry `TimeoutError` is raised and the task keeps running.
     #[pyo3(signature = (timeout = None))]
     fn result(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        let held = super::pythread::hold(py);
         let h = self.handle.clone();
         let wait = timeout
             .map(|t| crate::core::duration::from_secs("timeout", t))
             .transpose()
             .map_err(pyo3::exceptions::PyValueError::new_err)?;
-        let r = super::pythread::detach(py, || {
+        let r = super::pythread::detach(&held, py, || {
             let r = super::pythread::blocking(|| {
                 runtime::block_on(async {
                     match wait {
