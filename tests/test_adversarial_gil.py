@@ -279,6 +279,9 @@ def test_exit_with_a_daemon_thread_mid_call_is_clean(how: str) -> None:
         # while building one lazily, a crash at exit once in ~15 runs on 3.13).
         'fails(lambda: agent_runtime.spawn("ashort", {"fail": True}).result())',
         'fails(lambda: agent_runtime.call("diag.fail", {"message": "x"}))',
+        # A daemon thread's own event loop: completions are delivered by Rust callbacks that
+        # run Python code (resolving futures, starting tasks) on that thread.
+        "asyncio.run(awaits())",
     ],
 )
 def test_exit_while_daemon_threads_keep_calling_is_clean(how: str) -> None:
@@ -302,6 +305,11 @@ def test_exit_while_daemon_threads_keep_calling_is_clean(how: str) -> None:
                 call()
             except (ValueError, agent_runtime.ToolError):
                 pass
+
+        async def awaits() -> None:
+            while True:
+                await agent_runtime.call_async("ashort")
+                await agent_runtime.call_async("diag.sleep", {{"seconds": 0.0005}})
 
         def churn() -> None:
             while True:

@@ -170,6 +170,7 @@ struct Starter {
 #[pymethods]
 impl Starter {
     fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        let _held = super::pythread::hold(py);
         let Some((make, context)) = self.inner.lock().take() else {
             return Ok(());
         };
@@ -279,6 +280,7 @@ struct Done {
 #[pymethods]
 impl Done {
     fn __call__(&self, py: Python<'_>, task: &Bound<'_, PyAny>) {
+        let _held = super::pythread::hold(py);
         let Some(tx) = self.tx.lock().take() else {
             return;
         };
@@ -468,6 +470,7 @@ pub fn resolver(py: Python<'_>) -> PyResult<&Bound<'_, PyCFunction>> {
                 Some(c"_resolve"),
                 None,
                 |args: &Bound<'_, PyTuple>, _kw| -> PyResult<()> {
+                    let _held = super::pythread::hold(args.py());
                     let fut = args.get_item(0)?;
                     if fut.call_method0("done")?.is_truthy()? {
                         return Ok(());
@@ -503,6 +506,7 @@ impl OnCancel {
 #[pymethods]
 impl OnCancel {
     fn __call__(&self, fut: &Bound<'_, PyAny>) {
+        let _held = super::pythread::hold(fut.py());
         if fut
             .call_method0("cancelled")
             .and_then(|c| c.is_truthy())
@@ -531,14 +535,19 @@ where
     let held = super::pythread::hold(py);
     let mut fut = Box::pin(fut);
     // Eager first poll, like asyncio's eager tasks: most tool calls finish without waiting.
-    let first = super::pythread::detach(&held, py, || {
+    // The rest runs on the runtime that first poll used: timers and I/O the future registered
+    // there would make tokio panic on another one (after a `shutdown()` meanwhile, a new
+    // runtime; the task is then cancelled, which resolves the awaitable with `Cancelled`).
+    let (first, rt) = super::pythread::detach(&held, py, || {
         let h = runtime::cached_handle();
         let _g = h.enter();
         let waker = futures::task::noop_waker();
-        match fut.as_mut().poll(&mut Context::from_waker(&waker)) {
+        let first = match fut.as_mut().poll(&mut Context::from_waker(&waker)) {
             Poll::Ready(r) => Some(r),
             Poll::Pending => None,
-        }
+        };
+        drop(_g);
+        (first, h)
     });
     if let Some(r) = first {
         let r = match r {
@@ -566,7 +575,7 @@ where
         });
     });
     let mut guard = FinishOnDrop(Some(finish));
-    let handle = runtime::cached_handle().spawn(async move {
+    let handle = rt.spawn(async move {
         let r = fut.await;
         if let Some(f) = guard.0.take() {
             f(r);

@@ -135,6 +135,8 @@ struct Drain(Arc<LoopWaker>);
 #[pymethods]
 impl Drain {
     fn __call__(&self, py: Python<'_>) {
+        // Runs Python code (starting tasks, resolving futures) under Rust frames.
+        let _held = super::pythread::hold(py);
         self.0.drain(py);
     }
 }
