@@ -89,14 +89,14 @@ impl PyContext {
             }
         }
         if let Some(p) = &self.progress {
+            // The sink may run Python code (an on_progress callback) under this frame.
+            let _held = super::pythread::hold(py);
             let p = p.clone();
             let report = Progress {
                 done,
                 total,
                 message,
             };
-            // The sink may take the GIL itself (a Python on_progress callback); that nests fine.
-            let _ = py;
             p(&report);
         }
         Ok(())
@@ -134,6 +134,8 @@ impl PyContext {
             LogLevel::Error => "error",
             LogLevel::Critical | LogLevel::Alert | LogLevel::Emergency => "critical",
         };
+        // Logging handlers run here, under this frame, and release the GIL for their I/O.
+        let _held = super::pythread::hold(py);
         let py_logger = LOGGING
             .import(py, "logging", "getLogger")?
             .call1(("agent_runtime.tools",))?;
