@@ -494,7 +494,8 @@ struct BusyThread {
 
 static BUSY_THREADS: Mutex<Vec<std::sync::Arc<BusyThread>>> = Mutex::new(Vec::new());
 
-/// Threads between deciding to attach and being attached (see [`attach_unless_exiting`]).
+/// Threads between deciding to attach and being attached (see [`attach_unless_exiting`]),
+/// and Python threads holding the GIL inside a [`Held`] region.
 static ATTACHING: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
@@ -682,7 +683,8 @@ pub fn evict_for_exit(py: Python<'_>, grace: Duration) -> usize {
             pyo3::ffi::PyThreadState_SetAsyncExc(t.ident, pyo3::ffi::PyExc_SystemExit);
         }
     }
-    // Threads on their way back to the GIL need nothing but the GIL, so they get longer than
+    // Threads on their way back to the GIL, or holding it in Rust code on their way back to
+    // Python, need nothing but the GIL (or just finish), so they get longer than
     // callbacks asked to leave: one left waiting would be killed by finalization.
     let start = std::time::Instant::now();
     #[allow(clippy::disallowed_methods)] // the exit thread itself
@@ -696,7 +698,7 @@ pub fn evict_for_exit(py: Python<'_>, grace: Duration) -> usize {
     });
     if attaching > 0 {
         log::warn!(
-            "{attaching} thread(s) still on their way back to Python {:?} into interpreter exit",
+            "{attaching} thread(s) still attaching or inside native code {:?} into interpreter exit",
             start.elapsed()
         );
     }
