@@ -38,6 +38,7 @@ pub use registry::PyRegistry;
 #[pyfunction]
 #[pyo3(signature = (timeout = 1.0))]
 fn shutdown(py: Python<'_>, timeout: f64) -> PyResult<()> {
+    let held = pythread::hold(py);
     if inside_tool_call(py)? {
         return Err(pyo3::exceptions::PyRuntimeError::new_err(
             "agent_runtime.shutdown() cannot be called from inside a tool call (it would stop \
@@ -48,7 +49,6 @@ fn shutdown(py: Python<'_>, timeout: f64) -> PyResult<()> {
         .map_err(pyo3::exceptions::PyValueError::new_err)?
         .min(Duration::from_secs(3600));
     loop_bridge::stop_runtime_loop(py, t.as_secs_f64())?;
-    let held = pythread::hold(py);
     pythread::detach(&held, py, || runtime::shutdown(t));
     Ok(())
 }

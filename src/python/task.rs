@@ -114,6 +114,8 @@ impl PyTask {
     /// `await task`. Cancelling the awaiting coroutine cancels the task (as with asyncio
     /// tasks; use `asyncio.shield` to avoid that).
     fn __await__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        // `loop.create_future()` is Python code, and a finished task resolves right here.
+        let _held = super::pythread::hold(py);
         let h = self.handle.clone();
         if let Some(r) = h.try_result() {
             let v = r.py(py).and_then(|p| result_to_py(py, &h, p));
