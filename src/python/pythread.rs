@@ -482,69 +482,65 @@ fn pool_loop(p: &'static Pool) {
 
 // ---------------------------------------------------------------- interpreter exit
 
-/// Threads currently running Python callbacks (tool functions, listeners, progress callbacks,
-/// jobs), so the exit hook can ask them to leave before the interpreter finalizes: a thread
-/// re-taking the GIL during finalization is killed by CPython with a forced unwind, which
-/// aborts the process when it meets a Rust frame.
+/// Python threads that ran native code, with what the exit hook needs to know of each: whether
+/// it runs a Python callback (tool functions, listeners, progress callbacks, jobs) so the hook
+/// can ask it to leave, and whether it holds the GIL inside Rust code (see [`Held`]) so the
+/// hook can wait for it. A thread re-taking the GIL during finalization is killed by CPython
+/// with a forced unwind, which crashes the process when it meets a Rust frame.
 struct BusyThread {
     /// Python's id of the thread (`threading.get_ident()`).
     ident: std::os::raw::c_long,
     depth: AtomicUsize,
+    /// Inside a [`Held`] region, or on its way back to one. Per thread, so entering and
+    /// leaving cost no contended write: only setting it is a fence (it pairs with the exit
+    /// flag, see [`hold`]); clearing it is a plain store.
+    held: AtomicBool,
 }
 
 static BUSY_THREADS: Mutex<Vec<std::sync::Arc<BusyThread>>> = Mutex::new(Vec::new());
 
-/// Threads between deciding to attach and being attached (see [`attach_unless_exiting`]),
-/// and Python threads holding the GIL inside a [`Held`] region.
+/// Threads between deciding to attach and being attached (see [`attach_unless_exiting`]).
 static ATTACHING: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     static BUSY: std::sync::Arc<BusyThread> = {
         // SAFETY: `pthread_self` has no preconditions; it is the id CPython uses for threads.
         let ident = unsafe { libc::pthread_self() } as std::os::raw::c_long;
-        let t = std::sync::Arc::new(BusyThread { ident, depth: AtomicUsize::new(0) });
+        let t = std::sync::Arc::new(BusyThread {
+            ident,
+            depth: AtomicUsize::new(0),
+            held: AtomicBool::new(false),
+        });
         BUSY_THREADS.lock().push(t.clone());
         t
     };
 }
 
-/// Marks this thread as running a Python callback while alive. A thread inside a [`Held`]
-/// region is not counted as held meanwhile (the exit hook gives callbacks a shorter grace and
-/// asks them to leave); when the callback returns into an exiting interpreter, the thread
-/// leaves for good there instead of going on in Rust code with the GIL.
-pub struct Busy {
-    thread: Option<std::sync::Arc<BusyThread>>,
-    recount: bool,
-}
+/// Marks this thread as running a Python callback while alive. A held thread whose callback
+/// returns into an exiting interpreter leaves for good there instead of going on in Rust code
+/// with the GIL (the exit hook gave callbacks only a short grace).
+pub struct Busy(Option<std::sync::Arc<BusyThread>>);
 
 impl Busy {
     pub fn enter() -> Self {
-        let recount = COUNTED.with(|c| c.replace(false));
-        if recount {
-            ATTACHING.fetch_sub(1, Ordering::SeqCst);
-        }
-        Busy {
-            thread: BUSY
-                .try_with(|t| {
-                    t.depth.fetch_add(1, Ordering::AcqRel);
-                    t.clone()
-                })
-                .ok(),
-            recount,
-        }
+        Busy(
+            BUSY.try_with(|t| {
+                t.depth.fetch_add(1, Ordering::AcqRel);
+                t.clone()
+            })
+            .ok(),
+        )
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        if let Some(t) = &self.thread {
+        if let Some(t) = &self.0 {
             t.depth.fetch_sub(1, Ordering::AcqRel);
-        }
-        if self.recount {
-            if !enter_attach() {
+            if gil::exiting_elsewhere() && t.held.load(Ordering::Relaxed) {
+                t.held.store(false, Ordering::SeqCst);
                 gil::leave_for_good();
             }
-            COUNTED.with(|c| c.set(true));
         }
     }
 }
@@ -588,13 +584,20 @@ fn enter_attach() -> bool {
     true
 }
 
-thread_local! {
-    /// Whether this thread is counted in [`ATTACHING`] as attached inside a [`Held`] region.
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
+/// Mark this thread held, unless the interpreter is exiting (then it is left unmarked).
+/// SeqCst with `gil::exiting()`, a Dekker pair: either this thread sees the exit or the exit
+/// hook sees the mark.
+fn mark_held(t: &BusyThread) -> bool {
+    t.held.store(true, Ordering::SeqCst);
+    if gil::exiting_elsewhere() {
+        t.held.store(false, Ordering::SeqCst);
+        return false;
+    }
+    true
 }
 
 /// A Python thread inside native code (a `#[pymethod]` that may wait on Rust work or run
-/// Python code), counted in [`ATTACHING`] while it holds the GIL there. CPython before 3.14
+/// Python code), marked for the exit hook while it holds the GIL there. CPython before 3.14
 /// kills a thread that re-takes the GIL during finalization with a forced unwind, which
 /// crashes the process when it meets a Rust frame. A thread can lose and re-take the GIL
 /// inside native code without our doing: pyo3 releases it while normalizing an exception,
@@ -602,37 +605,43 @@ thread_local! {
 /// The exit hook waits, GIL released, until no thread is held, and a thread that would enter
 /// a held region (or come back to one) once the interpreter is exiting leaves for good.
 pub struct Held {
-    counted: bool,
+    /// This guard marked the thread (the outermost region; not on the exit hook's thread).
+    marked: bool,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
-/// Enter a held region (see [`Held`]). Nested regions count once. The thread running the exit
-/// hook is never counted (the hook waits for the others).
+/// Enter a held region (see [`Held`]). Nested regions mark once. The thread running the exit
+/// hook is never marked (the hook waits for the others).
 pub fn hold(_py: Python<'_>) -> Held {
     let exit_thread = gil::closing() && gil::is_exit_thread();
-    let counted = !exit_thread && !COUNTED.with(Cell::get);
-    if counted {
-        if !enter_attach() {
-            gil::leave_for_good();
-        }
-        COUNTED.with(|c| c.set(true));
-    }
+    let marked = !exit_thread
+        && BUSY
+            .try_with(|t| {
+                if t.held.load(Ordering::Relaxed) {
+                    return false;
+                }
+                if !mark_held(t) {
+                    gil::leave_for_good();
+                }
+                true
+            })
+            .unwrap_or(false);
     Held {
-        counted,
+        marked,
         _not_send: std::marker::PhantomData,
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if self.counted && COUNTED.with(|c| c.replace(false)) {
-            ATTACHING.fetch_sub(1, Ordering::SeqCst);
+        if self.marked {
+            let _ = BUSY.try_with(|t| t.held.store(false, Ordering::Release));
         }
     }
 }
 
 /// `py.detach(f)` for every entry point that waits on Rust work, inside a held region. The
-/// thread is not counted while it waits; the way back is (the exit hook waits for it with the
+/// thread is not held while it waits; the way back is (the exit hook waits for it with the
 /// GIL released) and, once the interpreter is exiting, any thread but the exiting one parks
 /// for good instead of re-attaching: such threads are daemon threads (non-daemon ones were
 /// joined before the atexit hooks ran), and the process is about to end.
@@ -641,21 +650,30 @@ where
     F: Send + FnOnce() -> T,
     T: Send,
 {
-    let counted = COUNTED.with(|c| c.replace(false));
-    if counted {
-        ATTACHING.fetch_sub(1, Ordering::SeqCst);
-    }
+    // The mark comes off while waiting (only this thread writes it: no read-modify-write).
+    let unmarked = BUSY
+        .try_with(|t| {
+            let marked = t.held.load(Ordering::Relaxed);
+            if marked {
+                t.held.store(false, Ordering::Release);
+            }
+            marked
+        })
+        .unwrap_or(false);
     #[allow(clippy::disallowed_methods)] // the one gated detach
     let r = py.detach(move || {
         let r = f();
-        if !enter_attach() {
+        let back = if unmarked {
+            BUSY.try_with(|t| mark_held(t)).unwrap_or(false)
+        } else {
+            enter_attach()
+        };
+        if !back {
             gil::park_for_good();
         }
         r
     });
-    if counted {
-        COUNTED.with(|c| c.set(true));
-    } else {
+    if !unmarked {
         ATTACHING.fetch_sub(1, Ordering::SeqCst);
     }
     r
@@ -676,6 +694,18 @@ pub fn evict_for_exit(py: Python<'_>, grace: Duration) -> usize {
             .cloned()
             .collect()
     };
+    // Held threads outside a callback (one inside a callback is waited for as busy).
+    let held = || -> usize {
+        BUSY_THREADS
+            .lock()
+            .iter()
+            .filter(|t| {
+                t.ident != me
+                    && t.held.load(Ordering::SeqCst)
+                    && t.depth.load(Ordering::Acquire) == 0
+            })
+            .count()
+    };
     for t in busy() {
         // SAFETY: attached (we hold `py`); the exception type is a valid object, and an id
         // that is no longer a thread is simply not found.
@@ -689,7 +719,7 @@ pub fn evict_for_exit(py: Python<'_>, grace: Duration) -> usize {
     let start = std::time::Instant::now();
     #[allow(clippy::disallowed_methods)] // the exit thread itself
     let attaching = py.detach(|| loop {
-        let (busy, attaching) = (busy().len(), ATTACHING.load(Ordering::SeqCst));
+        let (busy, attaching) = (busy().len(), ATTACHING.load(Ordering::SeqCst) + held());
         let waited = start.elapsed();
         if (busy == 0 || waited >= grace) && (attaching == 0 || waited >= grace * 10) {
             return attaching;
