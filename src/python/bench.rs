@@ -93,8 +93,8 @@ where
         }
         Ok::<_, crate::core::Error>(out)
     });
-    let held = super::pythread::hold(py);
-    super::pythread::detach(&held, py, || runtime::block_on(h))
+    let held = super::exit_gate::hold(py);
+    super::exit_gate::detach(&held, py, || runtime::block_on(h))
         .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?
         .map_err(|e| errors::to_pyerr(py, e))
 }

@@ -90,7 +90,7 @@ impl PyContext {
         }
         if let Some(p) = &self.progress {
             // The sink may run Python code (an on_progress callback) under this frame.
-            let _held = super::pythread::hold(py);
+            let _held = super::exit_gate::hold(py);
             let p = p.clone();
             let report = Progress {
                 done,
@@ -135,7 +135,7 @@ impl PyContext {
             LogLevel::Critical | LogLevel::Alert | LogLevel::Emergency => "critical",
         };
         // Logging handlers run here, under this frame, and release the GIL for their I/O.
-        let _held = super::pythread::hold(py);
+        let _held = super::exit_gate::hold(py);
         let py_logger = LOGGING
             .import(py, "logging", "getLogger")?
             .call1(("agent_runtime.tools",))?;

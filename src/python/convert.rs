@@ -507,7 +507,7 @@ const EXITING: &str = "a Python value could not be converted (the interpreter is
 impl ForeignValue for PyValue {
     fn to_json(&self) -> Result<Value> {
         if super::pythread::may_attach() {
-            return super::pythread::attach_unless_exiting(|py| {
+            return super::exit_gate::attach_unless_exiting(|py| {
                 py_to_json(self.obj.bind(py), self.root)
             })
             .unwrap_or_else(|| Err(Error::Runtime(EXITING.into())));

@@ -91,7 +91,7 @@ pub fn on_tokio_thread() -> bool {
 
 /// True once the interpreter is exiting (set by the atexit hook): threads must not attach.
 /// Sequentially consistent, like the attach counter it pairs with (see
-/// [`super::pythread::detach`]): a thread bumps the counter, then reads this; the exit hook
+/// [`super::exit_gate::detach`]): a thread bumps the counter, then reads this; the exit hook
 /// sets this, then reads the counter; one of them sees the other.
 #[inline]
 pub fn exiting() -> bool {

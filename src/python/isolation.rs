@@ -65,8 +65,8 @@ pub fn _configure_isolation(
 /// `starting`, and counters `started`, `crashed`, `recycled`, `calls`.
 #[pyfunction]
 pub fn isolation_stats(py: Python<'_>) -> PyResult<Py<PyAny>> {
-    let held = super::pythread::hold(py);
-    let s = super::pythread::detach(&held, py, || global().stats());
+    let held = super::exit_gate::hold(py);
+    let s = super::exit_gate::detach(&held, py, || global().stats());
     Ok(pythonize::pythonize(py, &s)?.unbind())
 }
 

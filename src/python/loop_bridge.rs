@@ -170,7 +170,7 @@ struct Starter {
 #[pymethods]
 impl Starter {
     fn __call__(&self, py: Python<'_>) -> PyResult<()> {
-        let _held = super::pythread::hold(py);
+        let _held = super::exit_gate::hold(py);
         let Some((make, context)) = self.inner.lock().take() else {
             return Ok(());
         };
@@ -280,7 +280,7 @@ struct Done {
 #[pymethods]
 impl Done {
     fn __call__(&self, py: Python<'_>, task: &Bound<'_, PyAny>) {
-        let _held = super::pythread::hold(py);
+        let _held = super::exit_gate::hold(py);
         let Some(tx) = self.tx.lock().take() else {
             return;
         };
@@ -470,7 +470,7 @@ pub fn resolver(py: Python<'_>) -> PyResult<&Bound<'_, PyCFunction>> {
                 Some(c"_resolve"),
                 None,
                 |args: &Bound<'_, PyTuple>, _kw| -> PyResult<()> {
-                    let _held = super::pythread::hold(args.py());
+                    let _held = super::exit_gate::hold(args.py());
                     let fut = args.get_item(0)?;
                     if fut.call_method0("done")?.is_truthy()? {
                         return Ok(());
@@ -506,7 +506,7 @@ impl OnCancel {
 #[pymethods]
 impl OnCancel {
     fn __call__(&self, fut: &Bound<'_, PyAny>) {
-        let _held = super::pythread::hold(fut.py());
+        let _held = super::exit_gate::hold(fut.py());
         if fut
             .call_method0("cancelled")
             .and_then(|c| c.is_truthy())
@@ -532,13 +532,13 @@ where
     F: Future<Output = Result<Payload>> + Send + 'static,
     C: for<'a> FnOnce(Python<'a>, Payload) -> PyResult<Py<PyAny>> + Send + 'static,
 {
-    let held = super::pythread::hold(py);
+    let held = super::exit_gate::hold(py);
     let mut fut = Box::pin(fut);
     // Eager first poll, like asyncio's eager tasks: most tool calls finish without waiting.
     // The rest runs on the runtime that first poll used: timers and I/O the future registered
     // there would make tokio panic on another one (after a `shutdown()` meanwhile, a new
     // runtime; the task is then cancelled, which resolves the awaitable with `Cancelled`).
-    let (first, rt) = super::pythread::detach(&held, py, || {
+    let (first, rt) = super::exit_gate::detach(&held, py, || {
         let h = runtime::cached_handle();
         let _g = h.enter();
         let waker = futures::task::noop_waker();

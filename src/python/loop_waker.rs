@@ -136,7 +136,7 @@ struct Drain(Arc<LoopWaker>);
 impl Drain {
     fn __call__(&self, py: Python<'_>) {
         // Runs Python code (starting tasks, resolving futures) under Rust frames.
-        let _held = super::pythread::hold(py);
+        let _held = super::exit_gate::hold(py);
         self.0.drain(py);
     }
 }

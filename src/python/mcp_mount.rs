@@ -21,9 +21,9 @@ fn run<T: Send + 'static>(
     py: Python<'_>,
     f: impl std::future::Future<Output = Result<T>> + Send + 'static,
 ) -> PyResult<T> {
-    let held = super::pythread::hold(py);
+    let held = super::exit_gate::hold(py);
     let h = runtime::handle().spawn(f);
-    super::pythread::detach(&held, py, || runtime::block_on(h))
+    super::exit_gate::detach(&held, py, || runtime::block_on(h))
         .map_err(|e| PyRuntimeError::new_err(format!("MCP mount task failed: {e}")))?
         .py(py)
 }

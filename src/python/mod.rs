@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod context;
 pub mod convert;
 pub mod errors;
+pub mod exit_gate;
 pub mod gil;
 pub mod host;
 pub mod isolation;
@@ -38,7 +39,7 @@ pub use registry::PyRegistry;
 #[pyfunction]
 #[pyo3(signature = (timeout = 1.0))]
 fn shutdown(py: Python<'_>, timeout: f64) -> PyResult<()> {
-    let held = pythread::hold(py);
+    let held = exit_gate::hold(py);
     if inside_tool_call(py)? {
         return Err(pyo3::exceptions::PyRuntimeError::new_err(
             "agent_runtime.shutdown() cannot be called from inside a tool call (it would stop \
@@ -49,14 +50,14 @@ fn shutdown(py: Python<'_>, timeout: f64) -> PyResult<()> {
         .map_err(pyo3::exceptions::PyValueError::new_err)?
         .min(Duration::from_secs(3600));
     loop_bridge::stop_runtime_loop(py, t.as_secs_f64())?;
-    pythread::detach(&held, py, || runtime::shutdown(t));
+    exit_gate::detach(&held, py, || runtime::shutdown(t));
     Ok(())
 }
 
 /// Whether this thread is running a tool: a Python tool function (sync, or an async one's
 /// start), a job of the runtime's Python threads, or the runtime's own event loop thread.
 fn inside_tool_call(py: Python<'_>) -> PyResult<bool> {
-    if pythread::in_callback() {
+    if exit_gate::in_callback() {
         return Ok(true);
     }
     let name = py
@@ -165,16 +166,16 @@ fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
 /// Run the `agent-runtime` command line with `argv`; returns the exit code.
 #[pyfunction]
 fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
-    let held = pythread::hold(py);
-    pythread::detach(&held, py, || crate::cli::run(argv))
+    let held = exit_gate::hold(py);
+    exit_gate::detach(&held, py, || crate::cli::run(argv))
 }
 
 /// Import a tool module explicitly (it becomes allowed for `run_function`/`run_script`).
 #[pyfunction]
 fn import_tools(py: Python<'_>, module: &str) -> PyResult<()> {
     let m = module.to_string();
-    let held = pythread::hold(py);
-    pythread::detach(&held, py, || host::import_module(&m)).map_err(|e| errors::to_pyerr(py, e))
+    let held = exit_gate::hold(py);
+    exit_gate::detach(&held, py, || host::import_module(&m)).map_err(|e| errors::to_pyerr(py, e))
 }
 
 /// Add module allowlist patterns for `run_function`/`run_script` (`pkg.mod`, `pkg.*`, `*`).
@@ -190,8 +191,8 @@ fn allow_modules(patterns: Vec<String>) {
 #[pyo3(signature = (group = host::ENTRY_POINT_GROUP))]
 fn discover(py: Python<'_>, group: &str) -> PyResult<Py<PyAny>> {
     let g = group.to_string();
-    let held = pythread::hold(py);
-    let reports = pythread::detach(&held, py, || host::discover(&g));
+    let held = exit_gate::hold(py);
+    let reports = exit_gate::detach(&held, py, || host::discover(&g));
     Ok(pythonize::pythonize(py, &reports)?.unbind())
 }
 
@@ -200,8 +201,8 @@ fn discover(py: Python<'_>, group: &str) -> PyResult<Py<PyAny>> {
 #[pyo3(signature = (tool_name, args_json = "{}"))]
 fn run_tool(py: Python<'_>, tool_name: &str, args_json: &str) -> PyResult<String> {
     let (n, a) = (tool_name.to_string(), args_json.to_string());
-    let held = pythread::hold(py);
-    pythread::detach(&held, py, || {
+    let held = exit_gate::hold(py);
+    exit_gate::detach(&held, py, || {
         runtime::block_on(host::run_tool(
             Registry::global(),
             &n,
@@ -222,8 +223,8 @@ fn run_function(py: Python<'_>, module: &str, function: &str, args_json: &str) -
         function.to_string(),
         args_json.to_string(),
     );
-    let held = pythread::hold(py);
-    pythread::detach(&held, py, || {
+    let held = exit_gate::hold(py);
+    exit_gate::detach(&held, py, || {
         runtime::block_on(host::run_function(&m, &f, &a))
     })
     .map_err(|e| errors::to_pyerr(py, e))
@@ -234,8 +235,8 @@ fn run_function(py: Python<'_>, module: &str, function: &str, args_json: &str) -
 #[pyo3(signature = (script, args = Vec::new()))]
 fn run_script(py: Python<'_>, script: &str, args: Vec<String>) -> PyResult<String> {
     let s = script.to_string();
-    let held = pythread::hold(py);
-    pythread::detach(&held, py, || runtime::block_on(host::run_script(&s, &args)))
+    let held = exit_gate::hold(py);
+    exit_gate::detach(&held, py, || runtime::block_on(host::run_script(&s, &args)))
         .map_err(|e| errors::to_pyerr(py, e))
 }
 
@@ -249,7 +250,7 @@ fn _atexit(py: Python<'_>) -> PyResult<()> {
     // Threads inside a Python callback would re-take the GIL during finalization and be
     // killed there by CPython (aborting the process once the kill meets a Rust frame): ask
     // them to leave first.
-    let left = pythread::evict_for_exit(py, Duration::from_millis(500));
+    let left = exit_gate::evict_for_exit(py, Duration::from_millis(500));
     if left > 0 {
         log::debug!("{left} thread(s) still inside a Python callback at exit");
     }

@@ -129,8 +129,8 @@ impl Prepared {
             )));
         }
         let fut = self.send(peer, cancel);
-        let held = super::pythread::hold(py);
-        let r = super::pythread::detach(&held, py, || runtime::block_on(fut));
+        let held = super::exit_gate::hold(py);
+        let r = super::exit_gate::detach(&held, py, || runtime::block_on(fut));
         match r {
             Ok(v) => read(py, Payload::Json(v), reader),
             Err(e) => Err(to_pyerr(py, e)),

@@ -106,7 +106,7 @@ impl PyTool {
         call: Option<&CallContext>,
         contextvars: Option<&Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let _busy = pythread::Busy::enter();
+        let _busy = super::exit_gate::Busy::enter();
         let f = self.0.func.bind(py);
         let with_ctx;
         let kwargs = match &self.0.context_param {
@@ -215,7 +215,7 @@ impl Tool for PyTool {
             return runtime::block_on(self.call(args, ctx));
         }
         if pythread::may_attach() {
-            return pythread::attach_unless_exiting(|py| self.run_sync(py, &args, &ctx))
+            return super::exit_gate::attach_unless_exiting(|py| self.run_sync(py, &args, &ctx))
                 .unwrap_or_else(|| Err(lost(self.0.spec.name.clone())));
         }
         // A tokio thread, blocked anyway: poll briefly for the pool thread's answer before

@@ -325,7 +325,7 @@ impl PyRegistry {
     /// Run a checked call to its end on this thread, without the GIL, in a copy of the
     /// caller's contextvars.
     fn call_blocking(
-        held: &super::pythread::Held,
+        held: &super::exit_gate::Held,
         py: Python<'_>,
         e: &Registered,
         args: Payload,
@@ -334,7 +334,7 @@ impl PyRegistry {
     ) -> PyResult<Payload> {
         let (ctx, pctx) = Self::ctx(py, None, Some(contextvars_copy(py)?), timeout, progress);
         let fut = e.call_prevalidated(args, ctx);
-        let r = super::pythread::detach(held, py, || {
+        let r = super::exit_gate::detach(held, py, || {
             settled(super::pythread::blocking(|| runtime::block_on(fut)))
         });
         // Dropped here, attached: the last reference to the context object goes without
@@ -469,8 +469,8 @@ impl PyRegistry {
         };
         let tool = Arc::new(crate::worker::IsolatedTool::new(spec, target, pool.clone()));
         self.add(py, tool, replace)?;
-        let held = super::pythread::hold(py);
-        super::pythread::detach(&held, py, || pool.warm());
+        let held = super::exit_gate::hold(py);
+        super::exit_gate::detach(&held, py, || pool.warm());
         Ok(())
     }
 
@@ -538,7 +538,7 @@ impl PyRegistry {
         timeout: Option<f64>,
         on_progress: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        let held = super::pythread::hold(py);
+        let held = super::exit_gate::hold(py);
         let (e, checked) = self.checked(py, name, args)?;
         let pt = e.tool().as_any().downcast_ref::<PyTool>();
         let timeout = duration_arg(timeout)?;
@@ -580,7 +580,7 @@ impl PyRegistry {
         timeout: Option<f64>,
         on_progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let _held = super::pythread::hold(py);
+        let _held = super::exit_gate::hold(py);
         let prepared = (|| -> PyResult<(Arc<Registered>, Checked<'py>, Option<Duration>)> {
             let (e, checked) = self.checked(py, name, args)?;
             Ok((e, checked, duration_arg(timeout)?))
@@ -639,7 +639,7 @@ impl PyRegistry {
         timeout: Option<f64>,
         on_progress: Option<Py<PyAny>>,
     ) -> PyResult<PyTask> {
-        let held = super::pythread::hold(py);
+        let held = super::exit_gate::hold(py);
         let (e, checked) = self.checked(py, name, args)?;
         let (ctx, _pctx) = Self::ctx(
             py,
@@ -649,7 +649,7 @@ impl PyRegistry {
             progress_sink(on_progress),
         );
         let payload = checked.payload(py);
-        Ok(PyTask::new(super::pythread::detach(&held, py, || {
+        Ok(PyTask::new(super::exit_gate::detach(&held, py, || {
             e.spawn_prevalidated(payload, ctx)
         })))
     }

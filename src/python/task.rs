@@ -80,13 +80,13 @@ impl PyTask {
     /// bounds the wait only: on expiry `TimeoutError` is raised and the task keeps running.
     #[pyo3(signature = (timeout = None))]
     fn result(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
-        let held = super::pythread::hold(py);
+        let held = super::exit_gate::hold(py);
         let h = self.handle.clone();
         let wait = timeout
             .map(|t| crate::core::duration::from_secs("timeout", t))
             .transpose()
             .map_err(pyo3::exceptions::PyValueError::new_err)?;
-        let r = super::pythread::detach(&held, py, || {
+        let r = super::exit_gate::detach(&held, py, || {
             let r = super::pythread::blocking(|| {
                 runtime::block_on(async {
                     match wait {
@@ -115,7 +115,7 @@ impl PyTask {
     /// tasks; use `asyncio.shield` to avoid that).
     fn __await__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         // `loop.create_future()` is Python code, and a finished task resolves right here.
-        let _held = super::pythread::hold(py);
+        let _held = super::exit_gate::hold(py);
         let h = self.handle.clone();
         if let Some(r) = h.try_result() {
             let v = r.py(py).and_then(|p| result_to_py(py, &h, p));
