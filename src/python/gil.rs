@@ -90,9 +90,9 @@ pub fn on_tokio_thread() -> bool {
 }
 
 /// True once the interpreter is exiting (set by the atexit hook): threads must not attach.
-/// Sequentially consistent, like the attach counter it pairs with (see
-/// [`super::exit_gate::detach`]): a thread bumps the counter, then reads this; the exit hook
-/// sets this, then reads the counter; one of them sees the other.
+/// Sequentially consistent, like the attach counter and the per-thread held marks it pairs
+/// with (see [`super::exit_gate`]): a thread bumps the counter or sets its mark, then reads
+/// this; the exit hook sets this, then reads them; one of them sees the other.
 #[inline]
 pub fn exiting() -> bool {
     FINALIZING.load(Ordering::SeqCst)

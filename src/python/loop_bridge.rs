@@ -540,13 +540,13 @@ where
     // runtime; the task is then cancelled, which resolves the awaitable with `Cancelled`).
     let (first, rt) = super::exit_gate::detach(&held, py, || {
         let h = runtime::cached_handle();
-        let _g = h.enter();
+        let entered = h.enter();
         let waker = futures::task::noop_waker();
         let first = match fut.as_mut().poll(&mut Context::from_waker(&waker)) {
             Poll::Ready(r) => Some(r),
             Poll::Pending => None,
         };
-        drop(_g);
+        drop(entered);
         (first, h)
     });
     if let Some(r) = first {
