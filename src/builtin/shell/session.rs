@@ -129,6 +129,32 @@ async fn check_options(opts: &SessionOptions) -> Result<()> {
 /// Name of the environment variable that tags every process a session starts.
 const TAG_VAR: &str = "AGENT_RUNTIME_SHELL_SESSION";
 
+/// The shell must hold the terminal whenever it reads a command: readline takes it back before
+/// each read, but we run bash without readline. A SIGINT that reaches bash between its fork of
+/// a job and its wait makes it give up on the job and go back to reading, while the child goes
+/// on to take the terminal; bash's read is then a background read (EIO), which it takes for
+/// EOF and exits. A `PROMPT_COMMAND` fixes that: the first command bash runs at the top level
+/// finishes its wait for that job (and takes the terminal back). For a terminal taken while
+/// bash already sat in `read` (a job doing `tcsetpgrp` itself), EOF is ignored (`IGNOREEOF`)
+/// and a prompt reached with no command run since the last one (an ignored EOF) looks up the
+/// terminal's foreground group in /proc: any group but the shell's is a thief; it gets the
+/// Ctrl-C meant for it and a `( : )` job hands the terminal back to the shell. About 20 µs per
+/// command (`\#`, the command number, moves with each one). Needs bash ≥ 4.4 (`@P`) and /proc.
+const TAKE_BACK_TERMINAL: &str = r#"
+if [[ -r /proc/$$/stat ]] && (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 404 )); then
+  __art_fg() {
+    \builtin local IFS=' ' f
+    \builtin read -r -a f </proc/$$/stat || \builtin return 0
+    [[ ${f[7]} =~ ^[1-9][0-9]*$ && ${f[7]} != "${f[4]}" ]] || \builtin return 0
+    \builtin kill -INT -- "-${f[7]}" || :
+    ( \builtin : )
+  }
+  __art_n='\#'
+  PROMPT_COMMAND='{ [[ ${__art_n@P} != "${__art_l-}" ]] || __art_fg; __art_l=${__art_n@P}; } >/dev/null 2>&1'
+  [[ -n ${IGNOREEOF+x} ]] || IGNOREEOF=10
+fi
+"#;
+
 /// Every session alive in this process, for the runtime's shutdown hook.
 static LIVE: parking_lot::Mutex<Vec<Weak<ShellSession>>> = parking_lot::Mutex::new(Vec::new());
 
@@ -261,6 +287,7 @@ impl ShellSession {
         }
         // Startup files often set prompts; reset them after.
         init.push_str("PS1=''; PS2=''; PS0=''; PROMPT_COMMAND=''\n");
+        init.push_str(TAKE_BACK_TERMINAL);
         let run = RunOptions {
             timeout: Some(opts.startup_timeout),
             ..Default::default()

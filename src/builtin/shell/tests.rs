@@ -517,6 +517,48 @@ async fn interrupt_at_any_moment_reports_sigint() {
     s.close().await;
 }
 
+/// A job that takes the terminal behind the shell's back — what bash's child does when a
+/// SIGINT made bash give up on it between its fork and its wait — does not end the session:
+/// bash's next read fails (a background read), the shell takes the terminal back, the thief
+/// gets the Ctrl-C it was meant to get, and commands run again.
+#[tokio::test]
+async fn a_stolen_terminal_is_taken_back() {
+    let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
+    let s = start().await;
+    let thief = "python3 -c 'import os, signal, time\n\
+                 signal.signal(signal.SIGTTOU, signal.SIG_IGN)\n\
+                 os.tcsetpgrp(0, os.getpgrp())\n\
+                 time.sleep(60)' & echo $!";
+    let r = s.run(thief, &cmd(10.0)).await.unwrap();
+    let pid: i32 = r.output.trim().parse().expect(&r.output);
+    let end = Instant::now() + Duration::from_secs(10);
+    while s.foreground_is_shell() {
+        assert!(Instant::now() < end, "the thief never took the terminal");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Whether bash was already waiting in `read` when the theft happened (then this line is
+    // read, and the next read fails) or not, two commands later the shell holds the terminal.
+    for word in ["one", "two", "three"] {
+        let r = s.run(&format!("echo {word}"), &cmd(10.0)).await.unwrap();
+        assert_eq!(r.status, Status::Completed, "{r:?}");
+        assert!(r.output.ends_with(&format!("{word}\n")), "{r:?}");
+    }
+    assert!(s.foreground_is_shell());
+    let gone = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |st| {
+            st.rsplit(')')
+                .next()
+                .is_some_and(|t| t.trim_start().starts_with('Z'))
+        })
+    };
+    let end = Instant::now() + Duration::from_secs(10);
+    while !gone(pid) {
+        assert!(Instant::now() < end, "the thief was not interrupted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    s.close().await;
+}
+
 /// A marker whose printf a late SIGINT cut short is followed by the next line's marker: it is
 /// skipped (never read as an exit code such as -1 or a digit of `130`).
 #[tokio::test]
