@@ -63,9 +63,13 @@ async def nap(seconds):
     return seconds
 "#;
 
-fn setup(name: &str, tweak: impl FnOnce(&mut PoolConfig)) -> (Pool, Registry, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("ar-worker-test-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// The pool, its registry, and the directory of the tools module (removed when dropped).
+fn setup(name: &str, tweak: impl FnOnce(&mut PoolConfig)) -> (Pool, Registry, tempfile::TempDir) {
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("ar-worker-test-{name}-"))
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     std::fs::write(dir.join("wtools.py"), TOOLS).unwrap();
     let worker = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/agent_runtime/_worker.py");
     let program =
@@ -104,7 +108,7 @@ fn setup(name: &str, tweak: impl FnOnce(&mut PoolConfig)) -> (Pool, Registry, Pa
         reg.register(IsolatedTool::new(ToolSpec::new(*t), target, pool.clone()))
             .unwrap();
     }
-    (pool, reg, dir)
+    (pool, reg, tmp)
 }
 
 fn call(reg: &Registry, name: &str, args: Value) -> crate::core::Result<Value> {
