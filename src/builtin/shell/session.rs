@@ -140,6 +140,7 @@ const TAG_VAR: &str = "AGENT_RUNTIME_SHELL_SESSION";
 /// terminal's foreground group in /proc: any group but the shell's is a thief; it gets the
 /// Ctrl-C meant for it and a `( : )` job hands the terminal back to the shell. About 20 µs per
 /// command (`\#`, the command number, moves with each one). Needs bash ≥ 4.4 (`@P`) and /proc.
+/// Not exported: a nested shell would run it without the function.
 const TAKE_BACK_TERMINAL: &str = r#"
 if [[ -r /proc/$$/stat ]] && (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 404 )); then
   __art_fg() {
@@ -150,6 +151,7 @@ if [[ -r /proc/$$/stat ]] && (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 404
     ( \builtin : )
   }
   __art_n='\#'
+  \builtin export -n PROMPT_COMMAND
   PROMPT_COMMAND='{ [[ ${__art_n@P} != "${__art_l-}" ]] || __art_fg; __art_l=${__art_n@P}; } >/dev/null 2>&1'
   [[ -n ${IGNOREEOF+x} ]] || IGNOREEOF=10
 fi

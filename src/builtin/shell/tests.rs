@@ -525,6 +525,12 @@ async fn interrupt_at_any_moment_reports_sigint() {
 async fn a_stolen_terminal_is_taken_back() {
     let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
     let s = start().await;
+    // The session's PROMPT_COMMAND stays in the session: programs never see it.
+    let r = s
+        .run("printenv PROMPT_COMMAND; echo end", &cmd(10.0))
+        .await
+        .unwrap();
+    assert_eq!(r.output, "end\n");
     let thief = "python3 -c 'import os, signal, time\n\
                  signal.signal(signal.SIGTTOU, signal.SIG_IGN)\n\
                  os.tcsetpgrp(0, os.getpgrp())\n\
