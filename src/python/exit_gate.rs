@@ -32,12 +32,16 @@ static BUSY_THREADS: Mutex<Vec<std::sync::Arc<BusyThread>>> = Mutex::new(Vec::ne
 /// Threads between deciding to attach and being attached (see [`attach_unless_exiting`]).
 static ATTACHING: AtomicUsize = AtomicUsize::new(0);
 
+/// This thread's id as Python knows it (`threading.get_ident()`).
+fn ident() -> std::os::raw::c_long {
+    // SAFETY: `pthread_self` has no preconditions; it is the id CPython uses for threads.
+    unsafe { libc::pthread_self() as std::os::raw::c_long }
+}
+
 thread_local! {
     static BUSY: std::sync::Arc<BusyThread> = {
-        // SAFETY: `pthread_self` has no preconditions; it is the id CPython uses for threads.
-        let ident = unsafe { libc::pthread_self() } as std::os::raw::c_long;
         let t = std::sync::Arc::new(BusyThread {
-            ident,
+            ident: ident(),
             depth: AtomicUsize::new(0),
             held: AtomicBool::new(false),
         });
@@ -214,8 +218,7 @@ where
 /// threads about to attach to get through). `threading` ignores `SystemExit` in a thread, so a
 /// daemon thread simply ends. Returns how many threads were still busy.
 pub fn evict_for_exit(py: Python<'_>, grace: Duration) -> usize {
-    // SAFETY: as above.
-    let me = unsafe { libc::pthread_self() } as std::os::raw::c_long;
+    let me = ident();
     let busy = || -> Vec<std::sync::Arc<BusyThread>> {
         let mut v = BUSY_THREADS.lock();
         v.retain(|t| std::sync::Arc::strong_count(t) > 1); // ended threads dropped theirs

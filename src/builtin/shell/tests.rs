@@ -23,6 +23,24 @@ fn cmd(timeout: f64) -> RunOptions {
     }
 }
 
+/// The process has exited (reaped, or a zombie).
+fn gone(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|t| t.trim_start().starts_with('Z'))
+    })
+}
+
+/// Wait (polling) until `cond` holds; panic with `what` after `secs`.
+async fn eventually(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < end, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn output_exit_codes_and_state() {
     let _shutdown = crate::core::runtime::TEST_SHUTDOWN_LOCK.read().await;
@@ -144,11 +162,10 @@ async fn exit_and_close_leave_nothing() {
         .await
         .unwrap();
     // bash, sleep 300, sleep 301, cat (bash may run `cat` in the subshell's process)
-    let end = Instant::now() + Duration::from_secs(30);
-    while session_members(pid).len() < 4 && Instant::now() < end {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(session_members(pid).len() >= 4);
+    eventually("fewer than 4 session members", 30, || {
+        session_members(pid).len() >= 4
+    })
+    .await;
     let dir = s.dir.clone();
     s.close().await;
     assert!(
@@ -427,22 +444,8 @@ async fn execute_is_subprocess_like_and_kills_everything_on_timeout() {
     assert!(r.timed_out);
     assert_eq!(r.stdout, "started\n");
     let pid: i32 = std::fs::read_to_string(&f).unwrap().trim().parse().unwrap();
-    let gone = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(true)
-    };
-    let end = Instant::now() + Duration::from_secs(5);
-    while !gone(pid) && Instant::now() < end {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(gone(pid), "setsid child {pid} survived the timeout");
+    let what = format!("setsid child {pid} survived the timeout");
+    eventually(&what, 5, || gone(pid)).await;
     let _ = std::fs::remove_dir_all(&dir);
     // Arguments the OS would refuse are blamed on the argument.
     let e = execute(&ExecOptions {
@@ -537,11 +540,10 @@ async fn a_stolen_terminal_is_taken_back() {
                  time.sleep(60)' & echo $!";
     let r = s.run(thief, &cmd(10.0)).await.unwrap();
     let pid: i32 = r.output.trim().parse().expect(&r.output);
-    let end = Instant::now() + Duration::from_secs(10);
-    while s.foreground_is_shell() {
-        assert!(Instant::now() < end, "the thief never took the terminal");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the thief never took the terminal", 10, || {
+        !s.foreground_is_shell()
+    })
+    .await;
     // Whether bash was already waiting in `read` when the theft happened (then this line is
     // read, and the next read fails) or not, two commands later the shell holds the terminal.
     for word in ["one", "two", "three"] {
@@ -550,18 +552,7 @@ async fn a_stolen_terminal_is_taken_back() {
         assert!(r.output.ends_with(&format!("{word}\n")), "{r:?}");
     }
     assert!(s.foreground_is_shell());
-    let gone = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |st| {
-            st.rsplit(')')
-                .next()
-                .is_some_and(|t| t.trim_start().starts_with('Z'))
-        })
-    };
-    let end = Instant::now() + Duration::from_secs(10);
-    while !gone(pid) {
-        assert!(Instant::now() < end, "the thief was not interrupted");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the thief was not interrupted", 10, || gone(pid)).await;
     s.close().await;
 }
 
